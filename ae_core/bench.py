@@ -1,0 +1,56 @@
+"""Side-by-side speed benchmark: `Trainer` against the plain loop a notebook would write.
+
+Both train the same pair from the same initial weights, alternating in rounds within one process so
+that noise from a shared machine falls on both; the ratio of their median ms/epoch is reported.
+"""
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from .data import load_pair
+from .mixing import mix
+from .model import initial_autoencoder
+from .training import SEED_LR, Trainer
+
+
+def plain_notebook_training(target: torch.Tensor, epochs: int, seed: int = 0) -> list[float]:
+    """The reference loop: nn.Sequential model, torch.optim.Adam, loss.item() every step."""
+    model = nn.Sequential(initial_autoencoder(seed))
+    optimizer = torch.optim.Adam(model.parameters(), lr=SEED_LR)
+    criterion = nn.MSELoss()
+    batch = target.unsqueeze(0)
+    losses = []
+    for _ in range(epochs):
+        optimizer.zero_grad()
+        loss = criterion(model(batch), batch)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def _ms_per_epoch(run, epochs: int) -> float:
+    start = time.perf_counter()
+    run(epochs)
+    return (time.perf_counter() - start) / epochs * 1e3
+
+
+def compare_speed(epochs: int = 1000, rounds: int = 5, seed: int = 0) -> dict:
+    mnist, cifar = load_pair("sample", 0, 0)
+    target = mix(mnist.image, cifar.image)
+    plain, fast = [], []
+    for _ in range(rounds):
+        plain.append(_ms_per_epoch(lambda n: plain_notebook_training(target, n, seed), epochs))
+        fast.append(_ms_per_epoch(lambda n: Trainer(target, seed=seed, device="cpu").train(n), epochs))
+    plain_ms, fast_ms = statistics.median(plain), statistics.median(fast)
+    return {"epochs_per_round": epochs, "rounds": rounds, "threads": torch.get_num_threads(),
+            "plain_ms_per_epoch": plain_ms, "trainer_ms_per_epoch": fast_ms, "speedup": plain_ms / fast_ms}
+
+
+def format_speed(result: dict) -> str:
+    return (f"plain notebook loop: {result['plain_ms_per_epoch']:.3f} ms/epoch\n"
+            f"ae_core Trainer:     {result['trainer_ms_per_epoch']:.3f} ms/epoch\n"
+            f"speed-up:            {result['speedup']:.2f}x  (median of {result['rounds']} rounds of "
+            f"{result['epochs_per_round']} epochs each, torch threads={result['threads']})")

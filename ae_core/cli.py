@@ -1,0 +1,104 @@
+"""Command line: `python -m ae_core run|bench ...`. Bad input ends with one line on stderr and exit 2."""
+import argparse
+import json
+import math
+import sys
+
+from . import bench, data, reporting
+from .experiment import Experiment
+from .mixing import SEED_ALPHA
+from .training import SEED_EPOCHS, SEED_LR, check_epochs, check_lr
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return check_epochs(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}") from None
+
+
+def _learning_rate(text: str) -> float:
+    try:
+        return check_lr(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}") from None
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m ae_core", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="train one pair and print the seed's table")
+    run.add_argument("--mnist-index", type=int, required=True)
+    run.add_argument("--cifar-index", type=int, required=True)
+    run.add_argument("--source", choices=list(data.SOURCES), default="sample",
+                     help="sample: embedded pack; train/test: full datasets (downloaded with --download)")
+    run.add_argument("--download", action="store_true", help="fetch the full datasets first if missing")
+    run.add_argument("--epochs", type=_positive_int, default=SEED_EPOCHS)
+    run.add_argument("--lr", type=_learning_rate, default=SEED_LR)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--alpha", type=_alpha, default=SEED_ALPHA)
+    run.add_argument("--json", metavar="PATH", help="write settings, metrics and the loss history")
+    run.add_argument("--save-images", metavar="PATH.npz", help="write the six images as float32 arrays")
+
+    speed = commands.add_parser("bench", help="compare Trainer's speed with the plain notebook loop")
+    speed.add_argument("--epochs", type=_positive_int, default=1000)
+    speed.add_argument("--rounds", type=_positive_int, default=5)
+    return parser
+
+
+def _download_progress(what: str, done: int, total: int) -> None:
+    share = f"{100 * done / total:5.1f}%" if total else f"{done / 1e6:.1f} MB"
+    print(f"\rdownloading {what}: {share}", end="", file=sys.stderr, flush=True)
+
+
+def _run(args) -> None:
+    if args.source != "sample" and args.download:
+        for dataset in data.DATASETS:
+            data.download(dataset, on_progress=_download_progress)
+        print(file=sys.stderr)
+    mnist, cifar = data.load_pair(args.source, args.mnist_index, args.cifar_index)
+    experiment = Experiment(mnist, cifar, alpha=args.alpha, lr=args.lr, seed=args.seed)
+    print(f"Training on the mix of {mnist.caption} and {cifar.caption} (alpha {args.alpha:g}) for "
+          f"{args.epochs} epochs, lr {args.lr:g}, seed {args.seed}, on {experiment.trainer.engine.device}")
+    status = experiment.train(args.epochs)
+    result = experiment.result()
+    trainer = experiment.trainer
+    print(f"{status}: {trainer.epochs_done} epochs in {trainer.train_seconds:.1f} s, "
+          f"final loss {trainer.loss_history[-1]:.3g}" if trainer.loss_history else status)
+    if trainer.message:
+        print(trainer.message)
+    print(reporting.format_table(result))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(reporting.report(experiment, result, args.epochs), out, indent=1)
+    if args.save_images:
+        reporting.save_images(args.save_images, result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            _run(args)
+        else:
+            print(bench.format_speed(bench.compare_speed(args.epochs, args.rounds)))
+    except (ValueError, IndexError, OSError, data.DataUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,48 @@
+"""The seed's experiment for one pair: mix two images, train on the mix, un-mix, score."""
+from dataclasses import dataclass
+
+import torch
+
+from .data import Sample
+from .metrics import Quality, quality
+from .mixing import SEED_ALPHA, check_alpha, mix, unmix
+from .training import SEED_LR, Trainer
+
+
+@dataclass(frozen=True)
+class PairResult:
+    mnist: Sample
+    cifar: Sample
+    alpha: float
+    mixed: torch.Tensor
+    reconstruction: torch.Tensor   # network output for the mix
+    unmixed_mnist: torch.Tensor    # as computed, unclamped
+    unmixed_cifar: torch.Tensor
+    quality: dict[str, Quality]    # "mnist", "cifar", "mixed": each against its original
+
+    def images(self) -> dict[str, torch.Tensor]:
+        return {"mnist": self.mnist.image, "cifar": self.cifar.image, "mixed": self.mixed,
+                "reconstruction": self.reconstruction, "unmixed_mnist": self.unmixed_mnist,
+                "unmixed_cifar": self.unmixed_cifar}
+
+
+class Experiment:
+    """A pair and the trainer of its mix; `train` may be called again to continue."""
+
+    def __init__(self, mnist: Sample, cifar: Sample, alpha: float = SEED_ALPHA, lr: float = SEED_LR,
+                 seed: int = 0, device: torch.device | str | None = None) -> None:
+        self.mnist, self.cifar, self.alpha = mnist, cifar, check_alpha(alpha)
+        self.mixed = mix(mnist.image, cifar.image, self.alpha)
+        self.trainer = Trainer(self.mixed, lr=lr, seed=seed, device=device)
+
+    def train(self, epochs: int, **callbacks) -> str:
+        return self.trainer.train(epochs, **callbacks)
+
+    def result(self) -> PairResult:
+        reconstruction = self.trainer.reconstruction()
+        unmixed_mnist, unmixed_cifar = unmix(reconstruction, self.mnist.image, self.cifar.image, self.alpha)
+        return PairResult(
+            self.mnist, self.cifar, self.alpha, self.mixed, reconstruction, unmixed_mnist, unmixed_cifar,
+            {"mnist": quality(self.mnist.image, unmixed_mnist),
+             "cifar": quality(self.cifar.image, unmixed_cifar),
+             "mixed": quality(self.mixed, reconstruction)})

@@ -1,0 +1,32 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED_SEED = ROOT.parent / "shared" / "seed" / "seed-architecture.json"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """No test may read or write the real dataset cache."""
+    monkeypatch.setenv("AE_DATA_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def pair():
+    from ae_core import load_pair
+    return load_pair("sample", 3, 0)
+
+
+@pytest.fixture
+def target(pair):
+    from ae_core import mix
+    return mix(pair[0].image, pair[1].image)
+
+
+def plain_reference_losses(target: torch.Tensor, steps: int, seed: int = 0) -> list[float]:
+    from ae_core.bench import plain_notebook_training
+    return plain_notebook_training(target, steps, seed)

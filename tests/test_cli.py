@@ -1,0 +1,64 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ae_core.cli import main
+from conftest import ROOT
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ae_core", *args], cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_run_prints_the_seed_table_and_writes_json_and_images(tmp_path):
+    report, images = tmp_path / "r.json", tmp_path / "r.npz"
+    done = run_cli("run", "--mnist-index", "3", "--cifar-index", "1", "--epochs", "150", "--lr", "2e-3",
+                   "--seed", "7", "--alpha", "0.4", "--json", str(report), "--save-images", str(images))
+    assert done.returncode == 0, done.stderr
+    assert "MNIST" in done.stdout and "CIFAR-10" in done.stdout and "44.5539" in done.stdout
+    result = json.loads(report.read_text())
+    assert len(result["loss_history"]) == 150 and result["final_loss"] == result["loss_history"][-1]
+    assert result["train_seconds"] > 0
+    assert result["settings"]["lr"] == 2e-3 and result["settings"]["alpha"] == 0.4
+    for key in ("mnist", "cifar", "mixed"):
+        assert set(result["metrics"][key]) == {"psnr", "ssim"}
+    arrays = np.load(images)
+    assert sorted(arrays.files) == sorted(["mnist", "cifar", "mixed", "reconstruction", "unmixed_mnist", "unmixed_cifar"])
+    assert all(arrays[name].shape == (3, 32, 32) and arrays[name].dtype == np.float32 for name in arrays.files)
+    # un-mixed as computed, not clamped: the formula holds exactly on the saved arrays
+    expected = (arrays["reconstruction"] - 0.6 * arrays["cifar"]) / 0.4
+    assert np.allclose(arrays["unmixed_mnist"], expected, atol=1e-5)
+    assert arrays["unmixed_mnist"].min() < 0 or arrays["unmixed_mnist"].max() > 1
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--mnist-index", "-1", "--cifar-index", "0"], "from 0 to 199"),
+    (["--mnist-index", "0", "--cifar-index", "20"], "from 0 to 19"),
+    (["--mnist-index", "two", "--cifar-index", "0"], "invalid int value"),
+    (["--mnist-index", "0", "--cifar-index", "0", "--epochs", "0"], "at least 1"),
+    (["--mnist-index", "0", "--cifar-index", "0", "--epochs", "ten"], "at least 1"),
+    (["--mnist-index", "0", "--cifar-index", "0", "--lr", "0"], "above 0"),
+    (["--mnist-index", "0", "--cifar-index", "0", "--lr", "inf"], "above 0"),
+    (["--mnist-index", "0", "--cifar-index", "0", "--alpha", "1"], "strictly between 0 and 1"),
+    (["--mnist-index", "0", "--cifar-index", "0", "--alpha", "x"], "strictly between 0 and 1"),
+    (["--mnist-index", "0", "--cifar-index", "0", "--source", "imagenet"], "invalid choice"),
+    (["--mnist-index", "0", "--cifar-index", "0", "--source", "train"], "not downloaded"),
+])
+def test_bad_input_exits_nonzero_with_one_clear_line(args, says, capsys):
+    try:
+        code = main(["run", *args])
+    except SystemExit as stop:   # argparse's own refusals
+        code = stop.code
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0]
+
+
+def test_a_refused_run_shows_no_traceback_from_the_command_line():
+    done = run_cli("run", "--mnist-index", "0", "--cifar-index", "999")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert "Traceback" not in done.stderr and "from 0 to 19" in done.stderr

@@ -1,0 +1,201 @@
+import gzip
+import hashlib
+import http.server
+import pickle
+import struct
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torchvision import datasets
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.functional import resize
+
+from ae_core import data
+
+
+def test_sample_pack_holds_real_images_of_every_class_and_stays_small():
+    mnist, mnist_labels = data.collection(data.MNIST, "sample")
+    cifar, cifar_labels = data.collection(data.CIFAR10, "sample")
+    assert mnist.shape[1:] == (28, 28) and len(mnist) >= 100
+    assert np.bincount(mnist_labels, minlength=10).min() >= 10
+    assert cifar.shape == (20, 32, 32, 3)
+    assert data.SAMPLE_PACK.stat().st_size < 2 * 1024 * 1024
+    # Real digits are mostly black with a bright stroke; noise or blanks would not be.
+    assert 0.05 < (mnist > 128).mean() < 0.35 and mnist.max() == 255
+
+
+def test_inputs_are_float_rgb_32x32_in_unit_range():
+    for dataset in data.DATASETS:
+        sample = data.load_sample(dataset, "sample", 5)
+        assert sample.image.shape == (3, 32, 32) and sample.image.dtype == torch.float32
+        assert 0 <= sample.image.min() and sample.image.max() <= 1
+
+
+def test_mnist_is_resized_bilinearly_and_repeated_to_three_channels():
+    digits, _ = data.collection(data.MNIST, "sample")
+    image = data.load_sample(data.MNIST, "sample", 7).image
+    expected = resize(torch.from_numpy(digits[7]).float().unsqueeze(0) / 255, [32, 32],
+                      interpolation=InterpolationMode.BILINEAR, antialias=True)
+    assert torch.allclose(image[0], expected[0].clamp(0, 1))
+    assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
+
+
+def test_cifar_pixels_pass_through_unchanged():
+    images, labels = data.collection(data.CIFAR10, "sample")
+    sample = data.load_sample(data.CIFAR10, "sample", 2)
+    assert torch.equal((sample.image * 255).round().byte().permute(1, 2, 0), torch.from_numpy(images[2]))
+    assert sample.label == labels[2] and sample.label_name == data.CLASS_NAMES[data.CIFAR10][labels[2]]
+
+
+@pytest.mark.parametrize("index", [-1, 200, 10**9, 1.5, "3"])
+def test_an_index_outside_the_source_names_the_valid_range(index):
+    with pytest.raises(IndexError, match="from 0 to 199"):
+        data.load_sample(data.MNIST, "sample", index)
+
+
+def test_random_index_is_reproducible_from_its_seed():
+    picks = [data.random_index(data.MNIST, "sample", seed) for seed in range(20)]
+    assert picks == [data.random_index(data.MNIST, "sample", seed) for seed in range(20)]
+    assert len(set(picks)) > 5 and all(0 <= p < 200 for p in picks)
+
+
+def test_unknown_sources_and_missing_downloads_are_explained(tmp_path):
+    with pytest.raises(ValueError, match="unknown source"):
+        data.collection(data.MNIST, "imagenet")
+    with pytest.raises(data.DataUnavailable, match="not downloaded"):
+        data.collection(data.CIFAR10, "train", root=tmp_path)
+
+
+# -- full datasets in torchvision's own on-disk formats ----------------------------------------------
+def _idx(array: np.ndarray) -> bytes:
+    magic = {1: 2049, 3: 2051}[array.ndim]   # labels, images
+    return struct.pack(">" + "I" * (array.ndim + 1), magic, *array.shape) + array.astype(np.uint8).tobytes()
+
+
+def _fake_mnist(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n, dtype=np.uint8)
+
+
+def write_mnist_raw(root: Path) -> dict[str, bytes]:
+    """Uncompressed IDX files where torchvision reads them; returns them gzipped by archive name."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    archives = {}
+    for prefix, n, seed in (("train", 12, 0), ("t10k", 7, 1)):
+        images, labels = _fake_mnist(n, seed)
+        for kind, payload in (("images-idx3", _idx(images)), ("labels-idx1", _idx(labels))):
+            name = f"{prefix}-{kind}-ubyte"
+            (raw / name).write_bytes(payload)
+            archives[name + ".gz"] = gzip.compress(payload, mtime=0)
+    return archives
+
+
+def test_mnist_idx_files_load_with_download_false(tmp_path):
+    write_mnist_raw(tmp_path)
+    train_images, train_labels = data.collection(data.MNIST, "train", root=tmp_path)
+    assert train_images.shape == (12, 28, 28)
+    expected_images, expected_labels = _fake_mnist(12, 0)
+    assert np.array_equal(train_images, expected_images) and np.array_equal(train_labels, expected_labels)
+    sample = data.load_sample(data.MNIST, "test", 6, root=tmp_path)
+    assert sample.image.shape == (3, 32, 32) and sample.source == "test"
+    with pytest.raises(IndexError, match="from 0 to 6"):
+        data.load_sample(data.MNIST, "test", 7, root=tmp_path)
+
+
+def test_cifar_pickled_batches_load_with_download_false(tmp_path, monkeypatch):
+    folder = tmp_path / datasets.CIFAR10.base_folder
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    md5 = {}
+
+    def write(name, payload):
+        (folder / name).write_bytes(pickle.dumps(payload))
+        md5[name] = hashlib.md5((folder / name).read_bytes()).hexdigest()
+
+    batches = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        pixels = rng.integers(0, 256, (4, 3072), dtype=np.uint8)
+        batches[name] = pixels
+        write(name, {"data": pixels, "labels": rng.integers(0, 10, 4).tolist()})
+    write("batches.meta", {"label_names": list(data.CLASS_NAMES[data.CIFAR10])})
+    # torchvision checks every batch against the real files' md5s: point it at these instead.
+    monkeypatch.setattr(datasets.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(datasets.CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(datasets.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5["batches.meta"]})
+
+    images, labels = data.collection(data.CIFAR10, "train", root=tmp_path)
+    assert images.shape == (20, 32, 32, 3) and len(labels) == 20
+    sample = data.load_sample(data.CIFAR10, "test", 1, root=tmp_path)
+    expected = torch.from_numpy(batches["test_batch"][1].reshape(3, 32, 32)).float() / 255
+    assert torch.equal(sample.image, expected)
+
+
+# -- downloads ---------------------------------------------------------------------------------------
+class _Files(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+
+    def do_GET(self):
+        body = self.files.get(self.path.lstrip("/"))
+        if body is None:
+            self.send_error(500, "server error")
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def mnist_server(tmp_path, monkeypatch):
+    """A loopback HTTP server with fake MNIST archives; torchvision's MNIST points at it."""
+    archives = write_mnist_raw(tmp_path / "source")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Files", (_Files,), {"files": dict(archives)}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(datasets.MNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
+    monkeypatch.setattr(datasets.MNIST, "resources",
+                        [(name, hashlib.md5(body).hexdigest()) for name, body in archives.items()])
+    yield server
+    server.shutdown()
+
+
+def test_download_fetches_verifies_reports_progress_and_loads(tmp_path, mnist_server):
+    root = tmp_path / "cache"
+    seen = []
+    data.download(data.MNIST, root=root, on_progress=lambda what, done, total: seen.append((what, done, total)))
+    assert seen and seen[-1][1] == seen[-1][2] > 0
+    assert data.collection_size(data.MNIST, "train", root=root) == 12
+    assert not list(root.rglob("*.part"))
+
+
+def test_a_damaged_cache_gets_a_clear_message_and_the_next_download_repairs_it(tmp_path, mnist_server):
+    root = tmp_path / "cache"
+    data.download(data.MNIST, root=root)
+    extracted = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    extracted.write_bytes(extracted.read_bytes()[:100])   # truncated
+    data._full_split.cache_clear()
+    with pytest.raises(data.DataUnavailable, match="download it again"):
+        data.collection(data.MNIST, "train", root=root)
+    data.download(data.MNIST, root=root)
+    assert data.collection_size(data.MNIST, "train", root=root) == 12
+
+
+def test_a_corrupted_download_is_refused_and_leaves_nothing_behind(tmp_path, mnist_server, monkeypatch):
+    monkeypatch.setattr(datasets.MNIST, "resources", [(name, "0" * 32) for name, _ in datasets.MNIST.resources])
+    with pytest.raises(data.DataUnavailable, match="checksum mismatch"):
+        data.download(data.MNIST, root=tmp_path / "cache")
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_no_network_gives_a_message_naming_the_cause(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])   # nothing listens there
+    with pytest.raises(data.DataUnavailable, match="Could not download MNIST.*refused"):
+        data.download(data.MNIST, root=tmp_path / "cache")
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert data.collection_size(data.MNIST, "sample") == 200   # the pack still works
