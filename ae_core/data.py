@@ -10,6 +10,7 @@ Preprocessing follows the seed: MNIST 28x28 grey is resized to 32x32 with biline
 repeated to 3 channels; CIFAR-10 stays 32x32 RGB. Every input is float32 in [0, 1], shape (3, 32, 32).
 """
 import hashlib
+import io
 import os
 import random
 import urllib.request
@@ -54,7 +55,7 @@ class Sample:
 
     @property
     def label_name(self) -> str:
-        return CLASS_NAMES[self.dataset][self.label]
+        return CLASS_NAMES[self.dataset][self.label] if self.label >= 0 else "uploaded"
 
     @property
     def caption(self) -> str:
@@ -76,6 +77,34 @@ def cifar_input(image: np.ndarray) -> torch.Tensor:
 
 
 _PREPROCESS = {MNIST: mnist_input, CIFAR10: cifar_input}
+
+
+# -- uploads -----------------------------------------------------------------------------------------
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_UPLOAD_PIXELS = 4096 * 4096
+
+
+def sample_from_upload(content: bytes, dataset: str, name: str = "upload") -> Sample:
+    """An uploaded picture converted as its dataset's images are: a digit becomes 28x28 grey (then the
+    MNIST preprocessing), a photo 32x32 RGB. Raises ValueError saying why a file is refused."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise ValueError(f"{name} is {len(content) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
+    try:
+        with Image.open(io.BytesIO(content)) as picture:
+            if picture.width * picture.height > MAX_UPLOAD_PIXELS:
+                raise ValueError(f"{name} is {picture.width}x{picture.height} pixels; the limit is "
+                                 f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels.")
+            picture.load()
+            if dataset == MNIST:
+                grey = picture.convert("L").resize((28, 28), Image.Resampling.BILINEAR)
+                image = mnist_input(np.asarray(grey))
+            else:
+                image = cifar_input(np.asarray(picture.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR)))
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{name} is not an image that can be read ({error.__class__.__name__}).") from error
+    return Sample(image, -1, dataset, "upload", 0)
 
 
 # -- collections -------------------------------------------------------------------------------------

@@ -37,3 +37,34 @@ def initial_autoencoder(seed: int) -> Autoencoder:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return Autoencoder()
+
+
+def architecture_rows(seed_shapes: dict[str, list[int]]) -> list[dict]:
+    """One row per layer for a 32x32 input: geometry, output shape, parameters, and whether the
+    parameter shapes equal the seed's listing."""
+    model = Autoencoder()
+    shapes = {}
+    hooks = [module.register_forward_hook(lambda m, i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:])))
+             for name, module in model.named_modules() if name.count(".") == 1]
+    with torch.no_grad():
+        model(torch.zeros(1, *IMAGE_SHAPE))
+    for hook in hooks:
+        hook.remove()
+    rows = []
+    for name, module in model.named_modules():
+        if name.count(".") != 1:
+            continue
+        params = {key: list(p.shape) for key, p in module.named_parameters()}
+        conv = isinstance(module, (nn.Conv2d, nn.ConvTranspose2d))
+        rows.append({
+            "Layer": name, "Type": type(module).__name__,
+            "Kernel": f"{module.kernel_size[0]}x{module.kernel_size[1]}" if conv else "",
+            "Stride": module.stride[0] if conv else "", "Padding": module.padding[0] if conv else "",
+            "Output shape": " x ".join(map(str, shapes[name])),
+            "Weight shape": " x ".join(map(str, params["weight"])) if params else "",
+            "Bias shape": " x ".join(map(str, params["bias"])) if params else "",
+            "Parameters": sum(p.numel() for p in module.parameters()),
+            "Matches seed": ("✅" if all(seed_shapes.get(f"{name}.{key}") == shape for key, shape in params.items())
+                             else "❌") if params else "",
+        })
+    return rows

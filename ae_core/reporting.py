@@ -85,3 +85,26 @@ def image_row_png(result: PairResult, scale: int = 8, gap: int = 8) -> bytes:
     buffer = io.BytesIO()
     row.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def downsample(history: list[float], max_points: int = 2000) -> tuple[list[int], list[float]]:
+    """Every n-th epoch (1-based) and always the last, so a chart never carries more than max_points."""
+    stride = max(1, -(-len(history) // max_points))
+    epochs = list(range(1, len(history) + 1, stride))
+    if epochs and epochs[-1] != len(history):
+        epochs[-1] = len(history)
+    return epochs, [history[e - 1] for e in epochs]
+
+
+def loss_figure(history: list[float], target_epochs: int | None = None, max_points: int = 2000):
+    import plotly.graph_objects as go   # only the app draws charts
+
+    epochs, losses = downsample(history, max_points)
+    figure = go.Figure(go.Scatter(x=epochs, y=losses, mode="lines", name="MSE loss",
+                                  line={"color": "#4f46e5", "width": 2},
+                                  hovertemplate="epoch %{x}<br>loss %{y:.3e}<extra></extra>"))
+    figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title="Training loss (MSE)",
+                         xaxis_title="epoch", yaxis_title="loss", yaxis_type="log", hovermode="x unified")
+    if target_epochs:
+        figure.update_xaxes(range=[0, target_epochs])
+    return figure

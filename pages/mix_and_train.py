@@ -1,0 +1,227 @@
+"""Mix & Train: pick a pair, watch the autoencoder learn their mix, compare what comes back."""
+import hashlib
+import io
+import json
+import random
+
+import streamlit as st
+import torch
+
+from ae_core import data, reporting
+from ae_core.data import CIFAR10, MNIST, DataUnavailable
+from ae_core.experiment import Experiment
+from ae_core.mixing import SEED_ALPHA, check_alpha
+from ae_core.training import DIVERGED, FINISHED, SEED_EPOCHS, SEED_LR, check_epochs, check_lr
+
+MAX_EPOCHS = 100_000
+SOURCES = {**data.SOURCES, "upload": "Uploaded images"}
+INDEX_KEYS = {MNIST: "mnist_index", CIFAR10: "cifar_index"}
+
+st.title("Mix & Train")
+st.caption("An MNIST digit and a CIFAR-10 photo are averaged; a small autoencoder learns to reproduce "
+           "that one mixed image; then each original is taken back out as 2 x reconstruction - the other.")
+
+
+# -- inputs ------------------------------------------------------------------------------------------
+def download_panel() -> None:
+    missing = [name for name in data.DATASETS if not data.is_downloaded(name)]
+    if not missing:
+        return
+    st.info(f"The full {' and '.join(missing)} are not downloaded yet (about 230 MB in all, into "
+            f"`{data.data_dir()}`). The sample pack works meanwhile.")
+    if st.button("Download the full datasets", icon=":material/download:"):
+        bar = st.progress(0.0, text="Connecting…")
+
+        def show(what, done, total):
+            bar.progress(min(done / total, 1.0) if total else 0.0,
+                         text=f"Downloading {what}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+        try:
+            for name in missing:
+                data.download(name, on_progress=show)
+        except DataUnavailable as error:
+            st.error(f"Download failed: {error}")
+        else:
+            st.rerun()
+
+
+def randomize(dataset: str, source: str) -> None:
+    st.session_state[INDEX_KEYS[dataset]] = random.randrange(data.collection_size(dataset, source))
+
+
+def pick(dataset: str, source: str, problems: list[str]) -> data.Sample | None:
+    """The index input of one dataset (or its uploader) and the chosen sample."""
+    if source == "upload":
+        upload = st.file_uploader(f"{'Digit' if dataset == MNIST else 'Photo'} image ({dataset} style)",
+                                  key=f"{INDEX_KEYS[dataset]}_upload")
+        if upload is None:
+            problems.append(f"Upload an image for {dataset}.")
+            return None
+        try:
+            return data.sample_from_upload(upload.getvalue(), dataset, upload.name)
+        except ValueError as error:
+            problems.append(f"{upload.name} was refused: {error}")
+            return None
+    try:
+        size = data.collection_size(dataset, source)
+    except DataUnavailable as error:
+        problems.append(str(error))
+        return None
+    field, button = st.columns([3, 1], vertical_alignment="center")
+    index = field.number_input(f"{dataset} index", value=0, step=1, key=INDEX_KEYS[dataset],
+                               help=f"0 to {size - 1} in the {SOURCES[source].lower()}")
+    button.button("Random", icon=":material/casino:", key=f"{INDEX_KEYS[dataset]}_random",
+                  help=f"A random {dataset} image",
+                  on_click=randomize, args=(dataset, source))
+    try:
+        sample = data.load_sample(dataset, source, int(index))
+    except IndexError as error:
+        problems.append(str(error))
+        return None
+    field.caption(f"{'Digit' if dataset == MNIST else 'Class'}: **{sample.label_name}**")
+    return sample
+
+
+def settings(problems: list[str]) -> dict:
+    cols = st.columns(4)
+    chosen = {
+        "epochs": cols[0].number_input("Epochs", value=SEED_EPOCHS, step=1000, key="epochs",
+                                       help=f"The seed trains 10,000 epochs; at most {MAX_EPOCHS:,} here."),
+        "lr": cols[1].number_input("Learning rate", value=SEED_LR, step=1e-4, format="%.4g", key="lr"),
+        "seed": cols[2].number_input("Seed", value=0, step=1, key="seed", help="Initial weights"),
+        "alpha": cols[3].number_input("Mix weight α (MNIST share)", value=SEED_ALPHA, step=0.05, format="%.2f",
+                                      key="alpha"),
+    }
+    for check in (lambda: check_epochs(int(chosen["epochs"])), lambda: check_lr(chosen["lr"]),
+                  lambda: check_alpha(chosen["alpha"])):
+        try:
+            check()
+        except ValueError as error:
+            problems.append(str(error).capitalize() + ".")
+    if chosen["epochs"] > MAX_EPOCHS:
+        problems.append(f"Epochs must be at most {MAX_EPOCHS:,} here (got {int(chosen['epochs']):,}).")
+    return chosen
+
+
+# -- results -----------------------------------------------------------------------------------------
+def picture_row(images: dict[str, torch.Tensor]) -> None:
+    for col, (name, image) in zip(st.columns(6), images.items()):
+        col.image(reporting.to_picture(image), caption=reporting.IMAGE_TITLES.get(name, name), width="stretch")
+
+
+def badges(col, label: str, q, help_text: str, baseline=None) -> None:
+    col.metric(f"PSNR {label}".strip(), f"{q.psnr:.2f} dB", help=help_text,
+               delta=None if baseline is None else f"{q.psnr - baseline.psnr:+.1f} dB vs mix")
+    col.metric(f"SSIM {label}".strip(), f"{q.ssim:.4f}", help=help_text,
+               delta=None if baseline is None else f"{q.ssim - baseline.ssim:+.3f} vs mix")
+
+
+def show_result(run: dict) -> None:
+    experiment, result = run["experiment"], run["result"]
+    trainer = experiment.trainer
+    st.subheader(f"Results after {trainer.epochs_done:,} epochs")
+    picture_row(result.images())
+    baselines = {"mnist": result.quality["mix_vs_mnist"], "cifar": result.quality["mix_vs_cifar"]}
+    cols = st.columns(6)
+    badges(cols[0], "(mix)", baselines["mnist"], "The mixed input scored against this original: "
+           "what you would get without un-mixing.")
+    badges(cols[1], "(mix)", baselines["cifar"], "The mixed input scored against this original.")
+    badges(cols[2], "(fit)", result.quality["mixed"], "Reconstruction against the mixed input it was trained on.")
+    badges(cols[3], "(fit)", result.quality["mixed"], "Reconstruction against the mixed input.")
+    badges(cols[4], "", result.quality["mnist"], "Un-mixed MNIST against the original digit.", baselines["mnist"])
+    badges(cols[5], "", result.quality["cifar"], "Un-mixed CIFAR-10 against the original photo.", baselines["cifar"])
+    if st.toggle("Show error heat maps |original − reconstruction|", key="heatmaps"):
+        st.caption("Each map is scaled so its own largest error is white.")
+        picture_row({"": torch.zeros(3, 32, 32), " ": torch.zeros(3, 32, 32),
+                     "Error of the fit": reporting.error_map(result.mixed, result.reconstruction),
+                     "  ": torch.zeros(3, 32, 32),
+                     "Error of un-mixed MNIST": reporting.error_map(result.mnist.image, result.unmixed_mnist),
+                     "Error of un-mixed CIFAR-10": reporting.error_map(result.cifar.image, result.unmixed_cifar)})
+    st.markdown("**This run beside the seed's table**")
+    st.dataframe(reporting.table_rows(result), hide_index=True,
+                 column_config={name: st.column_config.NumberColumn(format="%.4f")
+                                for name in ("SSIM", "PSNR (dB)", "Seed SSIM", "Seed PSNR (dB)")})
+    st.plotly_chart(reporting.loss_figure(trainer.loss_history), key="final_loss_chart")
+    weights = io.BytesIO()
+    torch.save(trainer.state_dict(), weights)
+    report = reporting.report(experiment, result, run["target_epochs"])
+    cols = st.columns(4)
+    cols[0].download_button("Images (PNG)", reporting.image_row_png(result), "images.png", "image/png")
+    cols[1].download_button("Loss history (CSV)", reporting.loss_csv(trainer.loss_history), "loss.csv", "text/csv")
+    cols[2].download_button("Report (JSON)", json.dumps(report, indent=1), "report.json", "application/json")
+    cols[3].download_button("Weights (.pt)", weights.getvalue(), "autoencoder_state_dict.pt",
+                            "application/octet-stream")
+
+
+def train(run: dict, target_epochs: int) -> None:
+    trainer = run["experiment"].trainer
+    run["target_epochs"] = target_epochs
+    bar = st.progress(trainer.epochs_done / target_epochs, text="Starting…")
+    chart = st.empty()
+
+    def show(progress):
+        left = progress.seconds_left
+        bar.progress(progress.epoch / progress.target_epochs,
+                     text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
+                          f"{progress.epochs_per_second:,.0f} epochs/s · "
+                          f"{left:,.0f} s left · loss {progress.loss:.3e}")
+        chart.plotly_chart(reporting.loss_figure(trainer.loss_history, progress.target_epochs))
+
+    run["experiment"].train(target_epochs, on_progress=show, report_every_s=0.25)
+    bar.empty()
+    chart.empty()
+
+
+# -- page --------------------------------------------------------------------------------------------
+problems: list[str] = []
+source = st.radio("Data source", list(SOURCES), format_func=SOURCES.get, key="source", horizontal=True)
+if source in ("train", "test"):
+    download_panel()
+left, right = st.columns(2)
+with left:
+    mnist = pick(MNIST, source, problems)
+with right:
+    cifar = pick(CIFAR10, source, problems)
+chosen = settings(problems)
+go, stop, _ = st.columns([1, 1, 4])
+train_clicked = go.button("Train", key="train", type="primary", icon=":material/play_arrow:")
+stop_clicked = stop.button("Stop", key="stop", icon=":material/stop:")
+
+for problem in problems:
+    st.error(problem, icon=":material/error:")
+
+run = st.session_state.get("run")
+ready = not problems and mnist is not None and cifar is not None
+pair_key = None
+if ready:
+    uploads = [hashlib.sha1(s.image.numpy().tobytes()).hexdigest() if s.source == "upload" else s.index
+               for s in (mnist, cifar)]
+    pair_key = (source, *uploads, float(chosen["lr"]), int(chosen["seed"]), float(chosen["alpha"]))
+    if run is None or run["key"] != pair_key:
+        picture_row({"mnist": mnist.image, "cifar": cifar.image,
+                     "mixed": chosen["alpha"] * mnist.image + (1 - chosen["alpha"]) * cifar.image})
+
+if train_clicked and ready:
+    if run is None or run["key"] != pair_key or run["experiment"].trainer.status == DIVERGED:
+        experiment = Experiment(mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
+        run = st.session_state["run"] = {"key": pair_key, "experiment": experiment, "result": None}
+    train(run, int(chosen["epochs"]))
+
+if run is not None:
+    trainer = run["experiment"].trainer
+    if run["result"] is None or run["result_epochs"] != trainer.epochs_done:
+        if trainer.epochs_done == 0:
+            run = None
+        else:
+            run["result"] = run["experiment"].result()
+            run["result_epochs"] = trainer.epochs_done
+if run is not None:
+    trainer = run["experiment"].trainer
+    if trainer.status == DIVERGED:
+        st.warning(trainer.message, icon=":material/warning:")
+    elif trainer.status != FINISHED or stop_clicked:
+        st.info(f"Stopped at epoch {trainer.epochs_done:,} of {run['target_epochs']:,}; everything learned so "
+                f"far is kept. Press Train to continue from here.", icon=":material/pause:")
+    if pair_key != run["key"]:
+        st.caption("These results belong to the pair and settings trained earlier; press Train to train "
+                   "the current choice.")
+    show_result(run)
