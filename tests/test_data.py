@@ -199,3 +199,46 @@ def test_no_network_gives_a_message_naming_the_cause(tmp_path, monkeypatch):
         data.download(data.MNIST, root=tmp_path / "cache")
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
     assert data.collection_size(data.MNIST, "sample") == 200   # the pack still works
+
+
+# -- uploads -----------------------------------------------------------------------------------------
+def _png(mode: str, size=(40, 30)) -> bytes:
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    array = np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    picture = (Image.fromarray(array).convert(mode) if mode != "I;16"
+               else Image.fromarray(array[..., 0].astype(np.uint16) * 257))   # 16-bit grey
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "I;16"])
+@pytest.mark.parametrize("dataset", data.DATASETS)
+def test_uploads_of_any_colour_mode_become_inputs_like_the_datasets(mode, dataset):
+    sample = data.sample_from_upload(_png(mode), dataset, "x.png")
+    assert sample.image.shape == (3, 32, 32) and sample.image.dtype == torch.float32
+    assert 0 <= sample.image.min() and sample.image.max() <= 1
+    if dataset == data.MNIST:
+        assert torch.equal(sample.image[0], sample.image[2])
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"hello, not a picture", "not an image"),
+    (_png("RGB")[:60], "not an image"),
+    (b"\0" * (data.MAX_UPLOAD_BYTES + 1), "limit is 5 MB"),
+])
+def test_refused_uploads_say_why(content, says):
+    with pytest.raises(ValueError, match=says):
+        data.sample_from_upload(content, data.CIFAR10, "x.png")
+
+
+def test_an_upload_with_too_many_pixels_is_refused_before_decoding():
+    import io
+
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.new("L", (5000, 4000)).save(buffer, format="PNG")   # small file, huge picture
+    with pytest.raises(ValueError, match="megapixels"):
+        data.sample_from_upload(buffer.getvalue(), data.MNIST, "big.png")
