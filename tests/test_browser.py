@@ -72,8 +72,9 @@ def test_train_renders_images_chart_and_metrics(page):
     main(page).get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Results after 400 epochs").wait_for(timeout=60_000)
     images = page.locator('[data-testid="stImage"] img')
+    images.nth(5).wait_for(timeout=30_000)
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)   # Plotly draws after the text
     assert images.count() >= 6
-    assert page.locator(".js-plotly-plot").count() >= 1
     labels = page.get_by_test_id("stMetricLabel").all_inner_texts()
     assert sum("PSNR" in label for label in labels) == 6 and sum("SSIM" in label for label in labels) == 6
     assert page.locator('[data-testid="stException"]').count() == 0
