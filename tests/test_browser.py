@@ -75,6 +75,7 @@ def test_train_renders_images_chart_and_metrics(page):
     images.nth(5).wait_for(timeout=30_000)
     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)   # Plotly draws after the text
     assert images.count() >= 6
+    page.get_by_test_id("stMetricLabel").nth(11).wait_for(timeout=30_000)
     labels = page.get_by_test_id("stMetricLabel").all_inner_texts()
     assert sum("PSNR" in label for label in labels) == 6 and sum("SSIM" in label for label in labels) == 6
     assert page.locator('[data-testid="stException"]').count() == 0
