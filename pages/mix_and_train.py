@@ -103,9 +103,11 @@ def settings(problems: list[str]) -> dict:
 
 
 # -- results -----------------------------------------------------------------------------------------
-def picture_row(images: dict[str, torch.Tensor]) -> None:
+def picture_row(images: dict[str, torch.Tensor | None]) -> None:
+    """Left to right in six columns; None leaves a column empty so rows line up."""
     for col, (name, image) in zip(st.columns(6), images.items()):
-        col.image(reporting.to_picture(image), caption=reporting.IMAGE_TITLES.get(name, name), width="stretch")
+        if image is not None:
+            col.image(reporting.to_picture(image), caption=reporting.IMAGE_TITLES.get(name, name), width="stretch")
 
 
 def badges(col, label: str, q, help_text: str, baseline=None) -> None:
@@ -131,9 +133,8 @@ def show_result(run: dict) -> None:
     badges(cols[5], "", result.quality["cifar"], "Un-mixed CIFAR-10 against the original photo.", baselines["cifar"])
     if st.toggle("Show error heat maps |original − reconstruction|", key="heatmaps"):
         st.caption("Each map is scaled so its own largest error is white.")
-        picture_row({"": torch.zeros(3, 32, 32), " ": torch.zeros(3, 32, 32),
+        picture_row({"mnist": None, "cifar": None, "mixed": None,
                      "Error of the fit": reporting.error_map(result.mixed, result.reconstruction),
-                     "  ": torch.zeros(3, 32, 32),
                      "Error of un-mixed MNIST": reporting.error_map(result.mnist.image, result.unmixed_mnist),
                      "Error of un-mixed CIFAR-10": reporting.error_map(result.cifar.image, result.unmixed_cifar)})
     st.markdown("**This run beside the seed's table**")

@@ -78,3 +78,9 @@ def test_switching_to_a_source_that_is_not_downloaded_explains_and_offers_the_do
     assert not at.exception
     assert any("not downloaded" in e.value for e in at.error)
     assert any(b.label.startswith("Download") for b in at.button)
+
+
+def test_error_heat_maps_appear_under_the_three_reconstructions():
+    at = train(open_app(epochs=50)).run()
+    at.toggle(key="heatmaps").set_value(True).run()
+    assert not at.exception and len(at.get("image")) == 9
