@@ -10,7 +10,7 @@ import torch
 from ae_core import data, reporting
 from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment
-from ae_core.mixing import SEED_ALPHA, check_alpha
+from ae_core.mixing import SEED_ALPHA, check_alpha, mix
 from ae_core.training import DIVERGED, FINISHED, SEED_EPOCHS, SEED_LR, check_epochs, check_lr
 
 MAX_EPOCHS = 100_000
@@ -199,7 +199,7 @@ if ready:
     pair_key = (source, *uploads, float(chosen["lr"]), int(chosen["seed"]), float(chosen["alpha"]))
     if run is None or run["key"] != pair_key:
         picture_row({"mnist": mnist.image, "cifar": cifar.image,
-                     "mixed": chosen["alpha"] * mnist.image + (1 - chosen["alpha"]) * cifar.image})
+                     "mixed": mix(mnist.image, cifar.image, chosen["alpha"])})
 
 if train_clicked and ready:
     if run is None or run["key"] != pair_key or run["experiment"].trainer.status == DIVERGED:
