@@ -3,8 +3,9 @@
 Why not autograd and torch.optim.Adam? The network is tiny (0.2 M parameters, about 10 MFLOP a step),
 so a plain PyTorch step on a CPU is mostly framework overhead: slow-path convolutions refilling
 buffers, autograd bookkeeping and a Python-level Adam over twelve tensors. Here every convolution is
-one unfold/fold plus one batched matmul, gradients go straight into one flat buffer, and Adam is one
-fused call over that buffer. `benchmarks/` measures the gain; `tests/test_engine.py` checks the
+one unfold/fold plus one batched matmul into a buffer allocated once, a step replays a recorded list
+of those kernel calls (no views or temporaries are made per step), gradients go straight into one
+flat buffer, and Adam is one fused call over that buffer. `benchmarks/` measures the gain; `tests/test_engine.py` checks the
 gradients against autograd and the trajectory against `Autoencoder` + `torch.optim.Adam`.
 
 Model k owns row k of every buffer: its own weights, gradients and Adam moments, so the K models
@@ -14,18 +15,38 @@ Shapes below are for one model; each tensor has a leading K. Weights are viewed 
 (out, in*k*k) for convolutions and (in, out*k*k) for transposed ones, their state_dict layout.
 """
 from collections import OrderedDict
+from functools import partial
 
 import torch
-import torch.nn.functional as F
 
-from .model import Autoencoder
+from .model import IMAGE_SHAPE, Autoencoder
 
+IMAGE_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 
+_aten = torch.ops.aten
 
-def _relu_grad(grad: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
-    return torch.ops.aten.threshold_backward(grad, activation, 0.0)
+
+def _relu_backward_(grad: torch.Tensor, activation: torch.Tensor) -> None:
+    _aten.threshold_backward.grad_input(grad, activation, 0.0, grad_input=grad)
+
+
+def _unfold_3x3_stride2(image: torch.Tensor, out: torch.Tensor) -> None:
+    _aten.im2col.out(image, (3, 3), (1, 1), (1, 1), (2, 2), out=out)
+
+
+def _fold_3x3_stride2(columns: torch.Tensor, size: int, out: torch.Tensor) -> None:
+    _aten.col2im.out(columns, (size, size), (3, 3), (1, 1), (1, 1), (2, 2), out=out)
+
+
+def _fold_7x7(columns: torch.Tensor, out: torch.Tensor) -> None:
+    _aten.col2im.out(columns, (8, 8), (7, 7), (1, 1), (0, 0), (1, 1), out=out)
+
+
+def _windows_7x7(maps: torch.Tensor) -> torch.Tensor:
+    """A view of the four 7x7 windows of (K, C, 8, 8) maps, shaped like rows of `F.unfold(maps, 7)`ᵀ."""
+    return maps.unfold(2, 7, 1).unfold(3, 7, 1).permute(0, 2, 3, 1, 4, 5)
 
 
 class StackedAutoencoders:
@@ -35,7 +56,7 @@ class StackedAutoencoders:
         self.names = list(Autoencoder().state_dict())
         self.shapes = [state_dicts[0][name].shape for name in self.names]
         self.lr = lr
-        self.k = len(state_dicts)
+        self.k = k = len(state_dicts)
         self.params = torch.stack([torch.cat([sd[name].reshape(-1) for name in self.names])
                                    for sd in state_dicts]).to(device=device, dtype=torch.float32)
         self.grads = torch.zeros_like(self.params)
@@ -44,7 +65,8 @@ class StackedAutoencoders:
         self.steps_done = torch.zeros((), device=self.params.device)  # fused Adam wants a float tensor
         # Buffers are only ever updated in place, so these views stay valid (and slicing is not free).
         self.weights, self.weight_grads = self._views(self.params), self._views(self.grads)
-        self._unfolded: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._images: torch.Tensor | None = None
+        self._build_plan()
 
     @property
     def device(self) -> torch.device:
@@ -72,66 +94,91 @@ class StackedAutoencoders:
             tensor.copy_(saved)
 
     # -- forward and backward ------------------------------------------------------------------------
-    def _unfold_input(self, x: torch.Tensor) -> torch.Tensor:
-        # Training shows the same images every epoch: unfold them once.
-        if self._unfolded is None or self._unfolded[0] is not x:
-            self._unfolded = (x, F.unfold(x, 3, padding=1, stride=2))
-        return self._unfolded[1]
+    def _build_plan(self) -> None:
+        """Records the kernel calls of one forward and one backward pass on the buffers, once.
 
-    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
-        w1, b1, w2, b2, w3, b3, w4, b4, w5, b5, w6, b6 = self.weights
-        k = self.k
-        c1 = self._unfold_input(x)                                                  # (27, 256)
-        a1 = torch.baddbmm(b1.unsqueeze(2), w1, c1).relu_()                         # (16, 16*16)
-        c2 = F.unfold(a1.view(k, 16, 16, 16), 3, padding=1, stride=2)               # (144, 64)
-        a2 = torch.baddbmm(b2.unsqueeze(2), w2, c2).relu_()                         # (32, 8*8)
-        c3 = F.unfold(a2.view(k, 32, 8, 8), 7)                                      # (1568, 4)
-        # With only 4 output positions, MKL is several times faster when positions are the rows.
-        z3 = torch.baddbmm(b3.unsqueeze(1), c3.transpose(1, 2), w3.transpose(1, 2))  # (4, 64) latent
-        c4 = torch.bmm(z3, w4)                                                      # (4, 1568)
-        a4 = F.fold(c4.transpose(1, 2), (8, 8), 7).add_(b4.view(k, 32, 1, 1)).relu_()
-        c5 = torch.bmm(w5.transpose(1, 2), a4.view(k, 32, 64))                      # (144, 64)
-        a5 = F.fold(c5, (16, 16), 3, padding=1, stride=2).add_(b5.view(k, 16, 1, 1)).relu_()
-        c6 = torch.bmm(w6.transpose(1, 2), a5.view(k, 16, 256))                     # (27, 256)
-        y = F.fold(c6, (32, 32), 3, padding=1, stride=2).add_(b6.view(k, 3, 1, 1)).sigmoid_()
-        return y, (c1, a1, c2, a2, c3, z3, a4, a5)
-
-    def _backward(self, y: torch.Tensor, targets: torch.Tensor, saved: tuple) -> torch.Tensor:
-        """Writes d(mean squared error)/d(params) of each model into `self.grads`; returns the losses."""
-        c1, a1, c2, a2, c3, z3, a4, a5 = saved
+        On a CPU, creating the views and temporaries of a step cost more time than its arithmetic, so
+        a step only replays these calls; every intermediate has a buffer allocated here.
+        """
+        k, call = self.k, partial
         w1, b1, w2, b2, w3, b3, w4, b4, w5, b5, w6, b6 = self.weights
         g_w1, g_b1, g_w2, g_b2, g_w3, g_b3, g_w4, g_b4, g_w5, g_b5, g_w6, g_b6 = self.weight_grads
-        k = self.k
-        error = y - targets
-        losses = error.square().mean((1, 2, 3))
-        d6 = torch.ops.aten.sigmoid_backward(error.mul_(2.0 / error[0].numel()), y)
-        torch.sum(d6, (2, 3), out=g_b6)
-        dc6 = F.unfold(d6, 3, padding=1, stride=2)
-        torch.bmm(a5.view(k, 16, 256), dc6.transpose(1, 2), out=g_w6)
-        d5 = _relu_grad(torch.bmm(w6, dc6), a5.view(k, 16, 256))
-        torch.sum(d5, 2, out=g_b5)
-        dc5 = F.unfold(d5.view(k, 16, 16, 16), 3, padding=1, stride=2)
-        torch.bmm(a4.view(k, 32, 64), dc5.transpose(1, 2), out=g_w5)
-        d4 = _relu_grad(torch.bmm(w5, dc5), a4.view(k, 32, 64))
-        torch.sum(d4, 2, out=g_b4)
-        dc4 = F.unfold(d4.view(k, 32, 8, 8), 7)
-        torch.bmm(z3.transpose(1, 2), dc4.transpose(1, 2), out=g_w4)
-        d3 = torch.bmm(dc4.transpose(1, 2), w4.transpose(1, 2))                    # (4, 64)
-        torch.sum(d3, 1, out=g_b3)
-        torch.bmm(d3.transpose(1, 2), c3.transpose(1, 2), out=g_w3)
-        d2 = _relu_grad(F.fold(torch.bmm(d3, w3).transpose(1, 2), (8, 8), 7).view(k, 32, 64), a2)
-        torch.sum(d2, 2, out=g_b2)
-        torch.bmm(d2, c2.transpose(1, 2), out=g_w2)
-        d1 = F.fold(torch.bmm(w2.transpose(1, 2), d2), (16, 16), 3, padding=1, stride=2)
-        d1 = _relu_grad(d1.view(k, 16, 256), a1)
-        torch.sum(d1, 2, out=g_b1)
-        torch.bmm(d1, c1.transpose(1, 2), out=g_w1)
-        return losses
+
+        def buffer(*shape: int) -> torch.Tensor:
+            return torch.empty(k, *shape, device=self.device)
+
+        # Activations (a), unfolded columns (c) and their gradients (d, dc); shapes are per model.
+        self.x, self.y = buffer(3, 32, 32), buffer(3, 32, 32)
+        c1, a1, c2, a2 = buffer(27, 256), buffer(16, 256), buffer(144, 64), buffer(32, 64)
+        c3, z3, c4, a4 = buffer(4, 1568), buffer(4, 64), buffer(4, 1568), buffer(32, 64)
+        c5, a5, c6, d6 = buffer(144, 64), buffer(16, 256), buffer(27, 256), buffer(3, 32, 32)
+        dc6, d5, dc5, d4 = buffer(27, 256), buffer(16, 256), buffer(144, 64), buffer(32, 64)
+        dc4, d3, dc3, d2 = buffer(4, 1568), buffer(4, 64), buffer(4, 1568), buffer(32, 64)
+        dc2, d1 = buffer(144, 64), buffer(16, 256)
+        self.error = d6
+        self.unfold_input = call(_unfold_3x3_stride2, self.x, c1)   # the same image every epoch: once
+        self.forward_plan = (
+            call(torch.baddbmm, b1.unsqueeze(2), w1, c1, out=a1), call(torch.relu_, a1),   # (16, 16*16)
+            call(_unfold_3x3_stride2, a1.view(k, 16, 16, 16), c2),                          # (144, 8*8)
+            call(torch.baddbmm, b2.unsqueeze(2), w2, c2, out=a2), call(torch.relu_, a2),   # (32, 8*8)
+            # With only 4 output positions, MKL is several times faster when positions are the rows.
+            call(c3.view(k, 2, 2, 32, 7, 7).copy_, _windows_7x7(a2.view(k, 32, 8, 8))),     # (4, 1568)
+            call(torch.baddbmm, b3.unsqueeze(1), c3, w3.transpose(1, 2), out=z3),          # (4, 64) latent
+            call(torch.bmm, z3, w4, out=c4),                                               # (4, 1568)
+            call(_fold_7x7, c4.transpose(1, 2), a4.view(k, 32, 8, 8)),
+            call(torch.add, a4, b4.unsqueeze(2), out=a4), call(torch.relu_, a4),           # (32, 8*8)
+            call(torch.bmm, w5.transpose(1, 2), a4, out=c5),                               # (144, 8*8)
+            call(_fold_3x3_stride2, c5, 16, a5.view(k, 16, 16, 16)),
+            call(torch.add, a5, b5.unsqueeze(2), out=a5), call(torch.relu_, a5),           # (16, 16*16)
+            call(torch.bmm, w6.transpose(1, 2), a5, out=c6),                               # (27, 16*16)
+            call(_fold_3x3_stride2, c6, 32, self.y),
+            call(torch.add, self.y, b6.view(k, 3, 1, 1), out=self.y), call(torch.sigmoid_, self.y),
+            call(torch.sub, self.y, self.x, out=d6),                                       # the error
+        )
+        # d(mean squared error)/d(params) of each model into `self.grads`, from the error in d6.
+        self.backward_plan = (
+            call(torch.mul, d6, 2.0 / IMAGE_SIZE, out=d6),
+            call(_aten.sigmoid_backward.grad_input, d6, self.y, grad_input=d6),
+            call(torch.sum, d6, (2, 3), out=g_b6),
+            call(_unfold_3x3_stride2, d6, dc6),
+            call(torch.bmm, a5, dc6.transpose(1, 2), out=g_w6),
+            call(torch.bmm, w6, dc6, out=d5), call(_relu_backward_, d5, a5),
+            call(torch.sum, d5, 2, out=g_b5),
+            call(_unfold_3x3_stride2, d5.view(k, 16, 16, 16), dc5),
+            call(torch.bmm, a4, dc5.transpose(1, 2), out=g_w5),
+            call(torch.bmm, w5, dc5, out=d4), call(_relu_backward_, d4, a4),
+            call(torch.sum, d4, 2, out=g_b4),
+            call(dc4.view(k, 2, 2, 32, 7, 7).copy_, _windows_7x7(d4.view(k, 32, 8, 8))),
+            call(torch.bmm, z3.transpose(1, 2), dc4, out=g_w4),
+            call(torch.bmm, dc4, w4.transpose(1, 2), out=d3),                              # (4, 64)
+            call(torch.sum, d3, 1, out=g_b3),
+            call(torch.bmm, d3.transpose(1, 2), c3, out=g_w3),
+            call(torch.bmm, d3, w3, out=dc3),
+            call(_fold_7x7, dc3.transpose(1, 2), d2.view(k, 32, 8, 8)), call(_relu_backward_, d2, a2),
+            call(torch.sum, d2, 2, out=g_b2),
+            call(torch.bmm, d2, c2.transpose(1, 2), out=g_w2),
+            call(torch.bmm, w2.transpose(1, 2), d2, out=dc2),
+            call(_fold_3x3_stride2, dc2, 16, d1.view(k, 16, 16, 16)), call(_relu_backward_, d1, a1),
+            call(torch.sum, d1, 2, out=g_b1),
+            call(torch.bmm, d1, c1.transpose(1, 2), out=g_w1),
+        )
+
+    def _forward(self, images: torch.Tensor) -> None:
+        """Fills `self.y` with each model's output for its image and `self.error` with y - images."""
+        if self._images is not images:
+            self.x.copy_(images)
+            self.unfold_input()
+            self._images = images
+        for kernel_call in self.forward_plan:
+            kernel_call()
 
     def gradients(self, targets: torch.Tensor) -> torch.Tensor:
         """Fill `self.grads` for `targets` (K, 3, 32, 32) without stepping; returns each model's loss."""
-        y, saved = self._forward(targets)
-        return self._backward(y, targets, saved)
+        self._forward(targets)
+        losses = self.error.square().mean((1, 2, 3))
+        for kernel_call in self.backward_plan:
+            kernel_call()
+        return losses
 
     def step(self, targets: torch.Tensor) -> torch.Tensor:
         """One Adam step of every model on its own target; returns the K losses before the step."""
@@ -144,4 +191,6 @@ class StackedAutoencoders:
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        return self._forward(images)[0]
+        """Each model's output for its image in `images` (K, 3, 32, 32), as a new tensor."""
+        self._forward(images)
+        return self.y.clone()
