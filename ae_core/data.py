@@ -65,7 +65,7 @@ class Sample:
 # -- preprocessing -----------------------------------------------------------------------------------
 def mnist_input(digit: np.ndarray | torch.Tensor) -> torch.Tensor:
     """A 28x28 grey digit (uint8, or float in [0, 1]) -> (3, 32, 32) float32 in [0, 1]."""
-    grey = torch.as_tensor(np.asarray(digit))
+    grey = torch.tensor(np.asarray(digit))   # a copy: PIL arrays are read-only
     grey = grey.float() / 255 if grey.dtype == torch.uint8 else grey.float()
     big = resize(grey.unsqueeze(0), [32, 32], interpolation=MNIST_INTERPOLATION, antialias=True)
     return big.clamp_(0, 1).repeat(3, 1, 1).contiguous()
