@@ -12,6 +12,7 @@ from torch import nn
 from .data import load_pair
 from .mixing import mix
 from .model import initial_autoencoder
+from .study import Study
 from .training import SEED_LR, Trainer
 
 
@@ -54,3 +55,25 @@ def format_speed(result: dict) -> str:
             f"ae_core Trainer:     {result['trainer_ms_per_epoch']:.3f} ms/epoch\n"
             f"speed-up:            {result['speedup']:.2f}x  (median of {result['rounds']} rounds of "
             f"{result['epochs_per_round']} epochs each, torch threads={result['threads']})")
+
+
+def compare_study_speed(pairs: int, epochs: int = 500, seed: int = 0) -> dict:
+    """A study of `pairs` pairs against the plain loop training the same pairs one after another."""
+    study = Study("sample", pairs, seed=seed)
+    start = time.perf_counter()
+    for target in study.mixed:
+        plain_notebook_training(target, epochs, seed)
+    plain_s = time.perf_counter() - start
+    start = time.perf_counter()
+    study.train(epochs)
+    study_s = time.perf_counter() - start
+    return {"pairs": pairs, "epochs": epochs, "threads": torch.get_num_threads(),
+            "plain_seconds": plain_s, "study_seconds": study_s, "speedup": plain_s / study_s}
+
+
+def format_study_speed(result: dict) -> str:
+    pair_epochs = result["pairs"] * result["epochs"]
+    return (f"K={result['pairs']:<4} {result['epochs']} epochs: plain loop one pair after another "
+            f"{result['plain_seconds']:.1f} s ({result['plain_seconds'] / pair_epochs * 1e3:.3f} ms/pair-epoch), "
+            f"study {result['study_seconds']:.1f} s ({result['study_seconds'] / pair_epochs * 1e3:.3f} "
+            f"ms/pair-epoch): {result['speedup']:.2f}x")

@@ -1,10 +1,11 @@
-"""Command line: `python -m ae_core run|bench ...`. Bad input ends with one line on stderr and exit 2."""
+"""Command line: `python -m ae_core run|study|bench ...`. Bad input ends with one line on stderr and exit 2."""
 import argparse
 import json
 import math
 import sys
 
 from . import bench, data, reporting
+from .study import MAX_PAIRS, Study, check_pairs, summarize
 from .experiment import Experiment
 from .mixing import SEED_ALPHA
 from .training import SEED_EPOCHS, SEED_LR, check_epochs, check_lr
@@ -39,6 +40,23 @@ def _alpha(text: str) -> float:
     return value
 
 
+def _pairs(text: str) -> int:
+    try:
+        return check_pairs(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_PAIRS}, got {text!r}") from None
+
+
+def _add_training_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--source", choices=list(data.SOURCES), default="sample",
+                         help="sample: embedded pack; train/test: full datasets (downloaded with --download)")
+    command.add_argument("--download", action="store_true", help="fetch the full datasets first if missing")
+    command.add_argument("--epochs", type=_positive_int, default=SEED_EPOCHS)
+    command.add_argument("--lr", type=_learning_rate, default=SEED_LR)
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--alpha", type=_alpha, default=SEED_ALPHA)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m ae_core", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -46,19 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="train one pair and print the seed's table")
     run.add_argument("--mnist-index", type=int, required=True)
     run.add_argument("--cifar-index", type=int, required=True)
-    run.add_argument("--source", choices=list(data.SOURCES), default="sample",
-                     help="sample: embedded pack; train/test: full datasets (downloaded with --download)")
-    run.add_argument("--download", action="store_true", help="fetch the full datasets first if missing")
-    run.add_argument("--epochs", type=_positive_int, default=SEED_EPOCHS)
-    run.add_argument("--lr", type=_learning_rate, default=SEED_LR)
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--alpha", type=_alpha, default=SEED_ALPHA)
+    _add_training_options(run)
     run.add_argument("--json", metavar="PATH", help="write settings, metrics and the loss history")
     run.add_argument("--save-images", metavar="PATH.npz", help="write the six images as float32 arrays")
 
-    speed = commands.add_parser("bench", help="compare Trainer's speed with the plain notebook loop")
+    study = commands.add_parser("study", help="train K random pairs side by side; the seed's table as distributions")
+    study.add_argument("--pairs", type=_pairs, required=True, help=f"how many pairs, 1 to {MAX_PAIRS}")
+    _add_training_options(study)
+    study.add_argument("--json", metavar="PATH", help="write settings, every pair's scores and the summary")
+
+    speed = commands.add_parser("bench", help="compare training speed with the plain notebook loop")
     speed.add_argument("--epochs", type=_positive_int, default=1000)
     speed.add_argument("--rounds", type=_positive_int, default=5)
+    speed.add_argument("--pairs", type=_pairs, nargs="+", metavar="K",
+                       help="instead: a study of K pairs against the plain loop on the same pairs in turn")
     return parser
 
 
@@ -67,11 +86,15 @@ def _download_progress(what: str, done: int, total: int) -> None:
     print(f"\rdownloading {what}: {share}", end="", file=sys.stderr, flush=True)
 
 
-def _run(args) -> None:
+def _download_if_asked(args) -> None:
     if args.source != "sample" and args.download:
         for dataset in data.DATASETS:
             data.download(dataset, on_progress=_download_progress)
         print(file=sys.stderr)
+
+
+def _run(args) -> None:
+    _download_if_asked(args)
     mnist, cifar = data.load_pair(args.source, args.mnist_index, args.cifar_index)
     experiment = Experiment(mnist, cifar, alpha=args.alpha, lr=args.lr, seed=args.seed)
     print(f"Training on the mix of {mnist.caption} and {cifar.caption} (alpha {args.alpha:g}) for "
@@ -91,13 +114,35 @@ def _run(args) -> None:
         reporting.save_images(args.save_images, result)
 
 
+def _study(args) -> None:
+    _download_if_asked(args)
+    study = Study(args.source, args.pairs, alpha=args.alpha, lr=args.lr, seed=args.seed)
+    print(f"Training {args.pairs} pairs from the {args.source} source side by side for {args.epochs} epochs, "
+          f"lr {args.lr:g}, alpha {args.alpha:g}, seed {args.seed}, on {study.trainer.engine.device}")
+    status = study.train(args.epochs)
+    print(f"{status}: {study.trainer.epochs_done} epochs in {study.trainer.train_seconds:.1f} s")
+    if study.trainer.message:
+        print(study.trainer.message)
+    results = study.results()
+    summary = summarize(results)
+    print(reporting.format_study_table(summary, len(results)))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(reporting.study_report(study, results, summary, args.epochs), out, indent=1)
+
+
+def _bench(args) -> None:
+    if args.pairs:
+        for pairs in args.pairs:
+            print(bench.format_study_speed(bench.compare_study_speed(pairs, args.epochs)))
+    else:
+        print(bench.format_speed(bench.compare_speed(args.epochs, args.rounds)))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "run":
-            _run(args)
-        else:
-            print(bench.format_speed(bench.compare_speed(args.epochs, args.rounds)))
+        {"run": _run, "study": _study, "bench": _bench}[args.command](args)
     except (ValueError, IndexError, OSError, data.DataUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

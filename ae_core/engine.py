@@ -86,13 +86,6 @@ class StackedAutoencoders:
         return OrderedDict((name, view[index].reshape(shape).detach().cpu().clone())
                            for name, view, shape in zip(self.names, self.weights, self.shapes))
 
-    def snapshot(self) -> tuple[torch.Tensor, ...]:
-        return tuple(t.clone() for t in (self.params, self.exp_avg, self.exp_avg_sq, self.steps_done))
-
-    def restore(self, snapshot: tuple[torch.Tensor, ...]) -> None:
-        for tensor, saved in zip((self.params, self.exp_avg, self.exp_avg_sq, self.steps_done), snapshot):
-            tensor.copy_(saved)
-
     # -- forward and backward ------------------------------------------------------------------------
     def _build_plan(self) -> None:
         """Records the kernel calls of one forward and one backward pass on the buffers, once.

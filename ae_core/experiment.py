@@ -41,12 +41,17 @@ class Experiment:
         return self.trainer.train(epochs, **callbacks)
 
     def result(self) -> PairResult:
-        reconstruction = self.trainer.reconstruction()
-        unmixed_mnist, unmixed_cifar = unmix(reconstruction, self.mnist.image, self.cifar.image, self.alpha)
-        return PairResult(
-            self.mnist, self.cifar, self.alpha, self.mixed, reconstruction, unmixed_mnist, unmixed_cifar,
-            {"mnist": quality(self.mnist.image, unmixed_mnist),
-             "cifar": quality(self.cifar.image, unmixed_cifar),
-             "mixed": quality(self.mixed, reconstruction),
-             "mix_vs_mnist": quality(self.mnist.image, self.mixed),
-             "mix_vs_cifar": quality(self.cifar.image, self.mixed)})
+        return pair_result(self.mnist, self.cifar, self.alpha, self.mixed, self.trainer.reconstruction())
+
+
+def pair_result(mnist: Sample, cifar: Sample, alpha: float, mixed: torch.Tensor,
+                reconstruction: torch.Tensor) -> PairResult:
+    """Un-mix a trained network's output and score everything against the originals."""
+    unmixed_mnist, unmixed_cifar = unmix(reconstruction, mnist.image, cifar.image, alpha)
+    return PairResult(
+        mnist, cifar, alpha, mixed, reconstruction, unmixed_mnist, unmixed_cifar,
+        {"mnist": quality(mnist.image, unmixed_mnist),
+         "cifar": quality(cifar.image, unmixed_cifar),
+         "mixed": quality(mixed, reconstruction),
+         "mix_vs_mnist": quality(mnist.image, mixed),
+         "mix_vs_cifar": quality(cifar.image, mixed)})

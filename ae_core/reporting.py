@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from .experiment import Experiment, PairResult
+from .study import SCORES, Study
 
 SEED_ARCHITECTURE = json.loads(Path(__file__).with_name("seed_architecture.json").read_text())
 SEED_RESULTS = {"mnist": SEED_ARCHITECTURE["reported_results"]["MNIST"],
@@ -87,24 +88,59 @@ def image_row_png(result: PairResult, scale: int = 8, gap: int = 8) -> bytes:
     return buffer.getvalue()
 
 
-def downsample(history: list[float], max_points: int = 2000) -> tuple[list[int], list[float]]:
-    """Every n-th epoch (1-based) and always the last, so a chart never carries more than max_points."""
-    stride = max(1, -(-len(history) // max_points))
-    epochs = list(range(1, len(history) + 1, stride))
-    if epochs and epochs[-1] != len(history):
-        epochs[-1] = len(history)
-    return epochs, [history[e - 1] for e in epochs]
+# -- studies -------------------------------------------------------------------------------------------
+DATASET_TITLES = {"mnist": "MNIST", "cifar": "CIFAR-10"}
+METRIC_TITLES = {"psnr": "PSNR (dB)", "ssim": "SSIM"}
+SEED_KEYS = {"psnr": "psnr_db", "ssim": "ssim"}
 
 
-def loss_figure(history: list[float], target_epochs: int | None = None, max_points: int = 2000):
-    import plotly.graph_objects as go   # only the app draws charts
+def study_rows(summary: dict) -> list[dict]:
+    """The seed's table as distributions: one row per dataset and metric, the seed's value beside."""
+    return [{"Dataset": DATASET_TITLES[dataset], "Metric": METRIC_TITLES[metric],
+             **{name.capitalize() if name != "std" else "Std": value
+                for name, value in summary[dataset][metric].items()},
+             "Seed": SEED_RESULTS[dataset][SEED_KEYS[metric]]}
+            for dataset, metric in SCORES]
 
-    epochs, losses = downsample(history, max_points)
-    figure = go.Figure(go.Scatter(x=epochs, y=losses, mode="lines", name="MSE loss",
-                                  line={"color": "#4f46e5", "width": 2},
-                                  hovertemplate="epoch %{x}<br>loss %{y:.3e}<extra></extra>"))
-    figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title="Training loss (MSE)",
-                         xaxis_title="epoch", yaxis_title="loss", yaxis_type="log", hovermode="x unified")
-    if target_epochs:
-        figure.update_xaxes(range=[0, target_epochs])
-    return figure
+
+def format_study_table(summary: dict, pairs: int) -> str:
+    lines = [f"{pairs} pairs    {'mean ± std':>17} {'median':>8} {'min':>8} {'max':>8}   {'seed':>7}"]
+    for row in study_rows(summary):
+        digits = 2 if row["Metric"].startswith("PSNR") else 4
+        lines.append(f"{row['Dataset']:<8} {row['Metric'].split()[0]:<4} {row['Mean']:>8.{digits}f} ± "
+                     f"{row['Std']:<6.{digits}f} {row['Median']:>8.{digits}f} {row['Min']:>8.{digits}f} "
+                     f"{row['Max']:>8.{digits}f}   {row['Seed']:>7.{digits}f}")
+    return "\n".join(lines)
+
+
+def pair_rows(study: Study, results: list[PairResult]) -> list[dict]:
+    """One flat row per pair: indices, labels, scores and, for a diverged pair, the epoch it kept."""
+    return [{"mnist_index": result.mnist.index, "cifar_index": result.cifar.index,
+             "mnist_label": result.mnist.label_name, "cifar_label": result.cifar.label_name,
+             **{f"{dataset}_{metric}": getattr(result.quality[dataset], metric) for dataset, metric in SCORES},
+             "final_loss": float(study.trainer.losses[-1, k]) if study.trainer.epochs_done else None,
+             "diverged_keeps_epoch": study.trainer.diverged.get(k)}
+            for k, result in enumerate(results)]
+
+
+def study_csv(rows: list[dict]) -> str:
+    header = list(rows[0])
+    return ",".join(header) + "\n" + "".join(
+        ",".join("" if row[key] is None else f"{row[key]:.9g}" if isinstance(row[key], float) else str(row[key])
+                 for key in header) + "\n" for row in rows)
+
+
+def study_report(study: Study, results: list[PairResult], summary: dict, epochs: int) -> dict:
+    trainer = study.trainer
+    return {
+        "settings": {"source": study.source, "pairs": len(results), "epochs": epochs, "lr": trainer.lr,
+                     "seed": study.seed, "alpha": study.alpha, "device": str(trainer.engine.device)},
+        "status": trainer.status, "message": trainer.message, "epochs_done": trainer.epochs_done,
+        "train_seconds": trainer.train_seconds,
+        "pairs": [{"mnist_index": result.mnist.index, "cifar_index": result.cifar.index,
+                   **{key: result.quality[key].as_dict() for key in ("mnist", "cifar", "mixed")},
+                   "diverged_keeps_epoch": trainer.diverged.get(k)}
+                  for k, result in enumerate(results)],
+        "summary": summary,
+        "seed_reported": SEED_RESULTS,
+    }

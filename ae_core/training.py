@@ -6,7 +6,7 @@ done in total, so calling it again after a stop (or with a larger number) contin
 import math
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,6 +19,7 @@ SEED_EPOCHS = 10_000
 SEED_LR = 1e-3
 
 FINISHED, STOPPED, DIVERGED = "finished", "stopped", "diverged"
+MIN_MODELS_FOR_THREADS = 8
 
 
 def check_epochs(epochs) -> int:
@@ -72,7 +73,7 @@ def one_cpu_thread():
 class Progress:
     epoch: int               # epochs done in total
     target_epochs: int
-    loss: float              # loss of the latest epoch
+    loss: float              # loss of the latest epoch (the median over models still training)
     epochs_per_second: float  # during this call of train()
 
     @property
@@ -80,33 +81,46 @@ class Progress:
         return (self.target_epochs - self.epoch) / self.epochs_per_second if self.epochs_per_second else math.inf
 
 
-class Trainer:
-    def __init__(self, target: torch.Tensor, lr: float = SEED_LR, seed: int = 0,
+class BatchTrainer:
+    """K autoencoders, each trained on its own target (K, 3, 32, 32) exactly as K `Trainer`s would be.
+
+    All start from the same initial weights (`seed`), so model k learns what a single run on target k
+    with that seed learns. A model whose loss turns NaN or infinite gets the weights of the last
+    checkpoint whose losses were all finite and stops counting; the others train on.
+    """
+
+    def __init__(self, targets: torch.Tensor, lr: float = SEED_LR, seed: int = 0,
                  device: torch.device | str | None = None) -> None:
-        if tuple(target.shape) != IMAGE_SHAPE:
-            raise ValueError(f"target must have shape {IMAGE_SHAPE}, got {tuple(target.shape)}")
+        if targets.dim() != 4 or tuple(targets.shape[1:]) != IMAGE_SHAPE or len(targets) == 0:
+            raise ValueError(f"targets must have shape (K, {', '.join(map(str, IMAGE_SHAPE))}), "
+                             f"got {tuple(targets.shape)}")
         self.lr, self.seed = check_lr(lr), seed
-        self.engine = StackedAutoencoders([initial_autoencoder(seed).state_dict()], self.lr,
-                                          device or best_device())
-        self.target = target.to(self.engine.device, torch.float32).unsqueeze(0)
-        self.loss_history: list[float] = []
+        initial = initial_autoencoder(seed).state_dict()
+        self.engine = StackedAutoencoders([initial] * len(targets), self.lr, device or best_device())
+        self.targets = targets.to(self.engine.device, torch.float32).contiguous()
+        self.losses = torch.empty(0, len(targets))   # (epochs, K); NaN after a diverged model's epoch
+        self.diverged: dict[int, int] = {}           # model -> the epoch whose weights it keeps
+        self._kept_weights: dict[int, torch.Tensor] = {}
         self.train_seconds = 0.0
-        self.status = ""       # "", FINISHED, STOPPED or DIVERGED
+        self.status = ""       # "", FINISHED, STOPPED or DIVERGED (every model diverged)
         self.message = ""
-        self._checkpoint = (0, self.engine.snapshot())
+        self._checkpoint = (0, self.engine.params.clone())
+        self._checkpointed_at, self._checkpoint_cost = 0.0, 0.0
+
+    @property
+    def k(self) -> int:
+        return self.engine.k
 
     @property
     def epochs_done(self) -> int:
-        return len(self.loss_history)
+        return len(self.losses)
 
     def train(self, epochs: int, on_progress: Callable[[Progress], None] | None = None,
               should_stop: Callable[[], bool] | None = None, report_every_s: float = 0.2) -> str:
         """Train until `epochs` epochs are done in total; returns the status.
 
         `on_progress` is called at most every `report_every_s` seconds and once at the end;
-        `should_stop` is polled between steps. A NaN or infinite loss ends training and restores
-        the weights of the last checkpoint whose losses were all finite (checkpoints are taken at
-        every report), so what is kept always reconstructs something.
+        `should_stop` is polled between steps.
         """
         check_epochs(epochs)
         if self.status == DIVERGED:
@@ -116,11 +130,12 @@ class Trainer:
         next_report = started_at + report_every_s
         self.status = STOPPED
         try:
-            with one_cpu_thread():
+            # A second core only pays once the kernels are big enough to split.
+            with one_cpu_thread() if self.k < MIN_MODELS_FOR_THREADS else nullcontext():
                 while self.epochs_done + len(pending) < epochs:
                     if should_stop is not None and should_stop():
                         break
-                    pending.append(self.engine.step(self.target)[0])
+                    pending.append(self.engine.step(self.targets))
                     if time.perf_counter() >= next_report:
                         if not self._flush(pending):
                             break
@@ -132,40 +147,81 @@ class Trainer:
             # Also when a callback raised (a Streamlit rerun does): every finished step is kept.
             if pending:
                 self._flush(pending)
+            self._restore_diverged()
             self.train_seconds += time.perf_counter() - started_at
         self._report(on_progress, epochs, start, started_at)
         return self.status
 
     def _flush(self, pending: list[torch.Tensor]) -> bool:
-        """Move pending losses into the history; False (and weights rolled back) if one is not finite."""
-        losses = torch.stack(pending).tolist()
+        """Move pending losses into `losses`; False once every model has diverged."""
+        chunk = torch.stack(pending).cpu()
         pending.clear()
-        bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
-        if bad is None:
-            self.loss_history.extend(losses)
-            self._checkpoint = (self.epochs_done, self.engine.snapshot())
-            return True
-        epoch, snapshot = self._checkpoint
-        self.engine.restore(snapshot)
-        diverged_at = self.epochs_done + bad + 1
-        del self.loss_history[epoch:]
-        self.status = DIVERGED
-        self.message = (f"Loss became {losses[bad]} at epoch {diverged_at}: the learning rate "
-                        f"{self.lr:g} is too large. Kept the weights of epoch {epoch}, the last "
-                        f"checkpoint with a finite loss.")
-        return False
+        first_epoch = self.epochs_done + 1
+        self.losses = torch.cat([self.losses, chunk])
+        bad = ~torch.isfinite(chunk)
+        checkpoint_epoch, checkpoint = self._checkpoint
+        newly = [m for m in bad.any(0).nonzero().flatten().tolist() if m not in self.diverged]
+        for model in newly:
+            self.diverged[model] = checkpoint_epoch
+            self._kept_weights[model] = checkpoint[model].clone()
+        if newly:
+            model = newly[0]
+            row = int(bad[:, model].nonzero()[0])
+            who = "" if self.k == 1 else f" for {len(self.diverged)} of {self.k} models (first: model {model})"
+            self.message = (f"Loss became {chunk[row, model].item()} at epoch {first_epoch + row}{who}: the "
+                            f"learning rate {self.lr:g} is too large. Kept the weights of epoch "
+                            f"{checkpoint_epoch}, the last checkpoint with a finite loss.")
+        for model, epoch in self.diverged.items():
+            self.losses[epoch:, model] = math.nan
+        if len(self.diverged) == self.k:
+            self.losses = self.losses[:max(self.diverged.values())]
+            self.status = DIVERGED
+            return False
+        self._maybe_checkpoint()
+        return True
+
+    def _maybe_checkpoint(self) -> None:
+        # Copying every weight takes a while at large K: spend at most 5% of the time on it.
+        now = time.perf_counter()
+        if now - self._checkpointed_at >= 20 * self._checkpoint_cost:
+            self._checkpoint = (self.epochs_done, self.engine.params.clone())
+            self._checkpointed_at = time.perf_counter()
+            self._checkpoint_cost = self._checkpointed_at - now
+
+    def _restore_diverged(self) -> None:
+        for model, weights in self._kept_weights.items():
+            self.engine.params[model].copy_(weights)
 
     def _report(self, on_progress, target_epochs: int, start: int, started_at: float) -> None:
-        if on_progress is None or not self.loss_history:
+        if on_progress is None or not self.epochs_done:
             return
         elapsed = time.perf_counter() - started_at
         rate = (self.epochs_done - start) / elapsed if elapsed > 0 else 0.0
-        on_progress(Progress(self.epochs_done, target_epochs, self.loss_history[-1], rate))
+        loss = torch.nanmedian(self.losses[-1]).item()
+        on_progress(Progress(self.epochs_done, target_epochs, loss, rate))
+
+    def reconstructions(self) -> torch.Tensor:
+        """Each network's output for its training image, (K, 3, 32, 32) on the CPU, unclamped."""
+        with one_cpu_thread():
+            return self.engine.reconstruct(self.targets).cpu()
+
+
+class Trainer(BatchTrainer):
+    """One autoencoder trained on one image (3, 32, 32)."""
+
+    def __init__(self, target: torch.Tensor, lr: float = SEED_LR, seed: int = 0,
+                 device: torch.device | str | None = None) -> None:
+        if tuple(target.shape) != IMAGE_SHAPE:
+            raise ValueError(f"target must have shape {IMAGE_SHAPE}, got {tuple(target.shape)}")
+        super().__init__(target.unsqueeze(0), lr, seed, device)
+
+    @property
+    def loss_history(self) -> list[float]:
+        return self.losses[:, 0].tolist()
 
     def reconstruction(self) -> torch.Tensor:
         """The network's output for the training image, (3, 32, 32) on the CPU, unclamped."""
-        with one_cpu_thread():
-            return self.engine.reconstruct(self.target)[0].cpu()
+        return self.reconstructions()[0]
 
     def state_dict(self):
         return self.engine.state_dict(0)

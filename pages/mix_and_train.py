@@ -7,7 +7,7 @@ import random
 import streamlit as st
 import torch
 
-from ae_core import data, reporting
+from ae_core import charts, data, reporting
 from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment
 from ae_core.mixing import SEED_ALPHA, check_alpha, mix
@@ -141,7 +141,7 @@ def show_result(run: dict) -> None:
     st.dataframe(reporting.table_rows(result), hide_index=True,
                  column_config={name: st.column_config.NumberColumn(format="%.4f")
                                 for name in ("SSIM", "PSNR (dB)", "Seed SSIM", "Seed PSNR (dB)")})
-    st.plotly_chart(reporting.loss_figure(trainer.loss_history), key="final_loss_chart")
+    st.plotly_chart(charts.loss_figure(trainer.loss_history), key="final_loss_chart")
     weights = io.BytesIO()
     torch.save(trainer.state_dict(), weights)
     report = reporting.report(experiment, result, run["target_epochs"])
@@ -165,7 +165,7 @@ def train(run: dict, target_epochs: int) -> None:
                      text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
                           f"{progress.epochs_per_second:,.0f} epochs/s · "
                           f"{left:,.0f} s left · loss {progress.loss:.3e}")
-        chart.plotly_chart(reporting.loss_figure(trainer.loss_history, progress.target_epochs))
+        chart.plotly_chart(charts.loss_figure(trainer.loss_history, progress.target_epochs))
 
     run["experiment"].train(target_epochs, on_progress=show, report_every_s=0.25)
     bar.empty()

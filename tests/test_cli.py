@@ -62,3 +62,38 @@ def test_a_refused_run_shows_no_traceback_from_the_command_line():
     done = run_cli("run", "--mnist-index", "0", "--cifar-index", "999")
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
     assert "Traceback" not in done.stderr and "from 0 to 19" in done.stderr
+
+
+def test_study_prints_distributions_and_writes_every_pair_to_json(tmp_path):
+    report = tmp_path / "study.json"
+    done = run_cli("study", "--pairs", "3", "--epochs", "60", "--seed", "5", "--json", str(report))
+    assert done.returncode == 0, done.stderr
+    assert "mean ± std" in done.stdout and "44.55" in done.stdout
+    result = json.loads(report.read_text())
+    assert len(result["pairs"]) == 3 and result["settings"]["pairs"] == 3
+    for pair in result["pairs"]:
+        assert 0 <= pair["mnist_index"] < 200 and 0 <= pair["cifar_index"] < 20
+        assert set(pair["mnist"]) == set(pair["cifar"]) == {"psnr", "ssim"}
+    psnrs = [pair["mnist"]["psnr"] for pair in result["pairs"]]
+    summary = result["summary"]["mnist"]["psnr"]
+    assert summary["min"] == min(psnrs) and summary["max"] == max(psnrs)
+    assert summary["mean"] == pytest.approx(sum(psnrs) / 3)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--pairs", "0"], "from 1 to 256"),
+    (["--pairs", "257"], "from 1 to 256"),
+    (["--pairs", "many"], "from 1 to 256"),
+    (["--pairs", "2", "--epochs", "0"], "at least 1"),
+    (["--pairs", "2", "--lr", "-1"], "above 0"),
+    (["--pairs", "2", "--alpha", "0"], "strictly between 0 and 1"),
+    (["--pairs", "2", "--source", "test"], "not downloaded"),
+])
+def test_bad_study_input_exits_nonzero_with_one_clear_line(args, says, capsys):
+    try:
+        code = main(["study", *args])
+    except SystemExit as stop:
+        code = stop.code
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0]

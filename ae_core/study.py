@@ -1,0 +1,64 @@
+"""The seed's experiment over many pairs at once: K random (MNIST, CIFAR-10) pairs trained side by side.
+
+One pair says little about the method; a study trains K pairs together (`BatchTrainer`, one network
+per pair, each exactly as a single run with the same seed would train) and summarises the seed's
+table as distributions.
+"""
+import random
+import statistics
+
+import torch
+
+from . import data
+from .experiment import PairResult, pair_result
+from .mixing import SEED_ALPHA, check_alpha, mix
+from .training import SEED_LR, BatchTrainer
+
+MAX_PAIRS = 256
+SCORES = [(dataset, metric) for dataset in ("mnist", "cifar") for metric in ("psnr", "ssim")]
+
+
+def check_pairs(pairs) -> int:
+    if isinstance(pairs, bool) or not isinstance(pairs, int) or not 1 <= pairs <= MAX_PAIRS:
+        raise ValueError(f"the number of pairs must be a whole number from 1 to {MAX_PAIRS} (got {pairs!r})")
+    return pairs
+
+
+def pick_pairs(source: str, pairs: int, seed: int) -> list[tuple[int, int]]:
+    """`pairs` distinct (mnist_index, cifar_index) pairs drawn from `source`, the same for the same seed."""
+    n_mnist = data.collection_size(data.MNIST, source)
+    n_cifar = data.collection_size(data.CIFAR10, source)
+    if check_pairs(pairs) > n_mnist * n_cifar:
+        raise ValueError(f"the {source} source has only {n_mnist * n_cifar} distinct pairs")
+    return [divmod(flat, n_cifar) for flat in random.Random(seed).sample(range(n_mnist * n_cifar), pairs)]
+
+
+class Study:
+    """K pairs and the batch trainer of their mixes; `train` may be called again to continue."""
+
+    def __init__(self, source: str = "sample", pairs: int = 16, alpha: float = SEED_ALPHA,
+                 lr: float = SEED_LR, seed: int = 0, device: torch.device | str | None = None) -> None:
+        self.source, self.alpha, self.seed = source, check_alpha(alpha), seed
+        self.indices = pick_pairs(source, pairs, seed)
+        self.samples = [data.load_pair(source, i, j) for i, j in self.indices]
+        self.mixed = torch.stack([mix(m.image, c.image, self.alpha) for m, c in self.samples])
+        self.trainer = BatchTrainer(self.mixed, lr=lr, seed=seed, device=device)
+
+    def train(self, epochs: int, **callbacks) -> str:
+        return self.trainer.train(epochs, **callbacks)
+
+    def results(self) -> list[PairResult]:
+        reconstructions = self.trainer.reconstructions()
+        return [pair_result(mnist, cifar, self.alpha, mixed, reconstruction)
+                for (mnist, cifar), mixed, reconstruction in zip(self.samples, self.mixed, reconstructions)]
+
+
+def summarize(results: list[PairResult]) -> dict[str, dict[str, dict[str, float]]]:
+    """{"mnist"|"cifar": {"psnr"|"ssim": {mean, std, median, min, max}}} over the pairs."""
+    summary: dict = {"mnist": {}, "cifar": {}}
+    for dataset, metric in SCORES:
+        values = [getattr(result.quality[dataset], metric) for result in results]
+        summary[dataset][metric] = {
+            "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "median": statistics.median(values), "min": min(values), "max": max(values)}
+    return summary

@@ -1,0 +1,78 @@
+import math
+
+import pytest
+import torch
+
+from ae_core.experiment import Experiment
+from ae_core.model import initial_autoencoder
+from ae_core.study import Study, pick_pairs, summarize
+from ae_core.training import FINISHED, STOPPED, BatchTrainer, Trainer
+
+
+def test_batched_losses_equal_separate_runs_step_by_step():
+    targets = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    batch = BatchTrainer(targets, seed=3, device="cpu")
+    batch.train(40)
+    for k in range(4):
+        alone = Trainer(targets[k], seed=3, device="cpu")
+        alone.train(40)
+        assert torch.allclose(batch.losses[:, k], torch.tensor(alone.loss_history), rtol=1e-5, atol=1e-9)
+        assert torch.allclose(batch.reconstructions()[k], alone.reconstruction(), atol=1e-5)
+
+
+def test_a_diverging_model_keeps_finite_weights_while_the_others_train_on():
+    targets = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    targets[1] = math.nan   # its loss is NaN from the first epoch
+    trainer = BatchTrainer(targets, device="cpu")
+    assert trainer.train(50) == FINISHED
+    assert trainer.diverged == {1: 0} and "1 of 3" in trainer.message
+    assert torch.isnan(trainer.losses[:, 1]).all() and torch.isfinite(trainer.losses[:, [0, 2]]).all()
+    kept = trainer.engine.state_dict(1)
+    assert all(torch.equal(kept[name], weight) for name, weight in initial_autoencoder(0).state_dict().items())
+    assert torch.isfinite(trainer.engine.params).all()
+    assert trainer.losses[-1, 0] < trainer.losses[0, 0]
+
+
+def test_pairs_are_distinct_reproducible_and_follow_the_seed():
+    assert pick_pairs("sample", 50, seed=1) == pick_pairs("sample", 50, seed=1)
+    assert pick_pairs("sample", 50, seed=1) != pick_pairs("sample", 50, seed=2)
+    pairs = pick_pairs("sample", 256, seed=0)
+    assert len(set(pairs)) == 256 and all(0 <= m < 200 and 0 <= c < 20 for m, c in pairs)
+
+
+@pytest.mark.parametrize("pairs", [0, 257, 2.0, True])
+def test_bad_pair_counts_are_refused(pairs):
+    with pytest.raises(ValueError, match="number of pairs"):
+        pick_pairs("sample", pairs, seed=0)
+
+
+def test_a_study_pair_scores_what_a_single_experiment_on_it_scores():
+    study = Study("sample", pairs=3, alpha=0.4, seed=7)
+    study.train(80)
+    results = study.results()
+    mnist, cifar = study.samples[2]
+    single = Experiment(mnist, cifar, alpha=0.4, seed=7)
+    single.train(80)
+    expected = single.result().quality
+    for key in ("mnist", "cifar", "mixed"):
+        assert results[2].quality[key].psnr == pytest.approx(expected[key].psnr, abs=1e-3)
+        assert results[2].quality[key].ssim == pytest.approx(expected[key].ssim, abs=1e-5)
+
+
+def test_a_stopped_study_keeps_its_pairs_results_and_continues():
+    study = Study("sample", pairs=4, seed=0)
+    polls = iter(range(10**6))
+    assert study.train(200, should_stop=lambda: next(polls) >= 30) == STOPPED
+    assert study.trainer.epochs_done == 30 and len(study.results()) == 4
+    assert study.train(60) == FINISHED and study.trainer.epochs_done == 60
+
+
+def test_summary_holds_each_metrics_distribution():
+    study = Study("sample", pairs=5, seed=1)
+    study.train(30)
+    results = study.results()
+    summary = summarize(results)
+    ssims = sorted(result.quality["cifar"].ssim for result in results)
+    stats = summary["cifar"]["ssim"]
+    assert stats["min"] == ssims[0] and stats["max"] == ssims[-1] and stats["median"] == ssims[2]
+    assert stats["std"] == pytest.approx(torch.tensor(ssims, dtype=torch.float64).std().item())
