@@ -19,7 +19,7 @@ SEED_EPOCHS = 10_000
 SEED_LR = 1e-3
 
 FINISHED, STOPPED, DIVERGED = "finished", "stopped", "diverged"
-MIN_MODELS_FOR_THREADS = 8
+MIN_MODELS_FOR_THREADS = 32
 
 
 def check_epochs(epochs) -> int:
