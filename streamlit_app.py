@@ -4,6 +4,7 @@ import streamlit as st
 st.set_page_config(page_title="Autoencoder: mix & un-mix", page_icon="🧩", layout="wide")
 navigation = st.navigation([
     st.Page("pages/mix_and_train.py", title="Mix & Train", icon=":material/model_training:", default=True),
+    st.Page("pages/batch_study.py", title="Batch study", icon=":material/stacked_bar_chart:"),
     st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
     st.Page("pages/method.py", title="Method", icon=":material/functions:"),
 ])

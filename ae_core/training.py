@@ -106,6 +106,9 @@ class BatchTrainer:
         self.message = ""
         self._checkpoint = (0, self.engine.params.clone())
         self._checkpointed_at, self._checkpoint_cost = 0.0, 0.0
+        # The engine computes in buffers of its own. A Streamlit rerun can start reading results while
+        # the interrupted run is still finishing its step, so each use holds the engine.
+        self._engine_lock = threading.Lock()
 
     @property
     def k(self) -> int:
@@ -123,6 +126,10 @@ class BatchTrainer:
         `should_stop` is polled between steps.
         """
         check_epochs(epochs)
+        with self._engine_lock:
+            return self._train(epochs, on_progress, should_stop, report_every_s)
+
+    def _train(self, epochs, on_progress, should_stop, report_every_s) -> str:
         if self.status == DIVERGED:
             return self.status
         start, started_at = self.epochs_done, time.perf_counter()
@@ -202,7 +209,7 @@ class BatchTrainer:
 
     def reconstructions(self) -> torch.Tensor:
         """Each network's output for its training image, (K, 3, 32, 32) on the CPU, unclamped."""
-        with one_cpu_thread():
+        with self._engine_lock, one_cpu_thread():
             return self.engine.reconstruct(self.targets).cpu()
 
 
@@ -224,4 +231,5 @@ class Trainer(BatchTrainer):
         return self.reconstructions()[0]
 
     def state_dict(self):
-        return self.engine.state_dict(0)
+        with self._engine_lock:
+            return self.engine.state_dict(0)

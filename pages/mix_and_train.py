@@ -12,6 +12,7 @@ from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment
 from ae_core.mixing import SEED_ALPHA, check_alpha, mix
 from ae_core.training import DIVERGED, FINISHED, SEED_EPOCHS, SEED_LR, check_epochs, check_lr
+from app_widgets import download_panel, picture_row
 
 MAX_EPOCHS = 100_000
 SOURCES = {**data.SOURCES, "upload": "Uploaded images"}
@@ -23,27 +24,6 @@ st.caption("An MNIST digit and a CIFAR-10 photo are averaged; a small autoencode
 
 
 # -- inputs ------------------------------------------------------------------------------------------
-def download_panel() -> None:
-    missing = [name for name in data.DATASETS if not data.is_downloaded(name)]
-    if not missing:
-        return
-    st.info(f"The full {' and '.join(missing)} are not downloaded yet (about 230 MB in all, into "
-            f"`{data.data_dir()}`). The sample pack works meanwhile.")
-    if st.button("Download the full datasets", icon=":material/download:"):
-        bar = st.progress(0.0, text="Connecting…")
-
-        def show(what, done, total):
-            bar.progress(min(done / total, 1.0) if total else 0.0,
-                         text=f"Downloading {what}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
-        try:
-            for name in missing:
-                data.download(name, on_progress=show)
-        except DataUnavailable as error:
-            st.error(f"Download failed: {error}")
-        else:
-            st.rerun()
-
-
 def randomize(dataset: str, source: str) -> None:
     st.session_state[INDEX_KEYS[dataset]] = random.randrange(data.collection_size(dataset, source))
 
@@ -103,13 +83,6 @@ def settings(problems: list[str]) -> dict:
 
 
 # -- results -----------------------------------------------------------------------------------------
-def picture_row(images: dict[str, torch.Tensor | None]) -> None:
-    """Left to right in six columns; None leaves a column empty so rows line up."""
-    for col, (name, image) in zip(st.columns(6), images.items()):
-        if image is not None:
-            col.image(reporting.to_picture(image), caption=reporting.IMAGE_TITLES.get(name, name), width="stretch")
-
-
 def badges(col, label: str, q, help_text: str, baseline=None) -> None:
     col.metric(f"PSNR {label}".strip(), f"{q.psnr:.2f} dB", help=help_text,
                delta=None if baseline is None else f"{q.psnr - baseline.psnr:+.1f} dB vs mix")
@@ -176,7 +149,7 @@ def train(run: dict, target_epochs: int) -> None:
 problems: list[str] = []
 source = st.radio("Data source", list(SOURCES), format_func=SOURCES.get, key="source", horizontal=True)
 if source in ("train", "test"):
-    download_panel()
+    download_panel(key="download")
 left, right = st.columns(2)
 with left:
     mnist = pick(MNIST, source, problems)

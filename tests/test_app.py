@@ -16,7 +16,7 @@ def train(at: AppTest) -> AppTest:
     return at.button(key="train").click().run()
 
 
-@pytest.mark.parametrize("page", ["../pages/architecture.py", "../pages/method.py", APP])
+@pytest.mark.parametrize("page", ["../pages/architecture.py", "../pages/method.py", "../pages/batch_study.py", APP])
 def test_every_page_opens_without_an_error(page):
     at = AppTest.from_file(page, default_timeout=60).run()
     assert not at.exception and not at.error
@@ -84,3 +84,47 @@ def test_error_heat_maps_appear_under_the_three_reconstructions():
     at = train(open_app(epochs=50)).run()
     at.toggle(key="heatmaps").set_value(True).run()
     assert not at.exception and len(at.get("image")) == 9
+
+
+STUDY = "../pages/batch_study.py"
+
+
+def run_study(at: AppTest, **widgets) -> AppTest:
+    for key, value in widgets.items():
+        at.number_input(key=key).set_value(value)
+    return at.button(key="study_run").click().run()
+
+
+def test_batch_study_trains_pairs_and_shows_distributions_table_and_best_and_worst():
+    at = run_study(AppTest.from_file(STUDY, default_timeout=120).run(), study_pairs=5, study_epochs=60)
+    assert not at.exception and not at.error
+    assert "5 pairs after 60 epochs" in at.subheader[0].value
+    table = at.dataframe[0].value
+    assert list(table["Metric"]) == ["PSNR (dB)", "SSIM"] * 2 and table["Seed"][0] == 44.5539
+    assert len(at.get("plotly_chart")) == 5   # box and histogram per metric, and the loss band
+    assert len(at.get("image")) == 12         # best and worst pairs, six images each
+    assert len(at.get("download_button")) == 2
+
+
+def test_batch_study_results_survive_a_stop_click_and_continue_from_where_they_were():
+    at = run_study(AppTest.from_file(STUDY, default_timeout=120).run(), study_pairs=3, study_epochs=40)
+    at = at.button(key="study_stop").click().run()
+    assert "3 pairs after 40 epochs" in at.subheader[0].value
+    assert any("every pair keeps what it learned" in i.value for i in at.info)
+    at = run_study(at, study_epochs=70)
+    assert "3 pairs after 70 epochs" in at.subheader[0].value
+
+
+@pytest.mark.parametrize("widgets, says", [
+    ({"study_pairs": 0}, "from 1 to 256"),
+    ({"study_pairs": 300}, "from 1 to 256"),
+    ({"study_epochs": 0}, "at least 1"),
+    ({"study_lr": -1.0}, "above 0"),
+    ({"study_alpha": 1.0}, "strictly between 0 and 1"),
+])
+def test_batch_study_bad_input_shows_a_message_and_keeps_the_results(widgets, says):
+    at = run_study(AppTest.from_file(STUDY, default_timeout=120).run(), study_pairs=2, study_epochs=30)
+    at = run_study(at, **widgets)
+    assert not at.exception
+    assert any(says in e.value for e in at.error), [e.value for e in at.error]
+    assert "2 pairs after 30 epochs" in at.subheader[0].value

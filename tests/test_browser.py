@@ -92,3 +92,25 @@ def test_stop_halts_training_and_keeps_what_was_learned(page):
     assert time.monotonic() - clicked < 10
     assert page.locator('[data-testid="stImage"] img').count() >= 6
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_batch_study_runs_live_and_stop_keeps_every_pairs_results(page, server):
+    page.goto(server[0] + "/batch_study")
+    for name, value in (("Pairs", 4), ("Epochs", 100_000)):
+        field = page.get_by_role("spinbutton", name=name)
+        field.fill(str(value))
+        field.press("Enter")
+    page.wait_for_timeout(1000)
+    main(page).get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("pair-epochs/s").wait_for(timeout=30_000)
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)   # the live loss band
+    page.wait_for_timeout(2500)
+    main(page).get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("every pair keeps what it learned").wait_for(timeout=10_000)
+    page.get_by_text("4 pairs after").wait_for(timeout=30_000)
+    page.locator('[data-testid="stImage"] img').nth(11).wait_for(timeout=30_000)
+    page.locator(".js-plotly-plot").nth(4).wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    # Results read after a Stop must be those of the trained weights (a race once gave ~14 dB here).
+    best = page.locator("p", has_text="Best pair").inner_text()
+    assert float(best.split("PSNR ")[1].split(" dB")[0]) > 25, best

@@ -1,4 +1,5 @@
 import math
+import threading
 
 import pytest
 import torch
@@ -74,3 +75,17 @@ def test_an_exception_from_the_progress_callback_keeps_every_finished_step(targe
     assert trainer.epochs_done >= reports[-1].epoch > 0
     assert torch.get_num_threads() == threads_before   # restored, not left at one
     assert trainer.train(trainer.epochs_done + 10) == FINISHED
+
+
+def test_reading_results_while_another_thread_trains_changes_nothing_learned(target):
+    """A Streamlit rerun reads results while the interrupted run may still be finishing its step."""
+    alone = Trainer(target, device="cpu")
+    alone.train(400)
+    busy = Trainer(target, device="cpu")
+    worker = threading.Thread(target=busy.train, args=(400,))
+    worker.start()
+    while worker.is_alive():
+        busy.reconstruction(), busy.state_dict()
+    worker.join()
+    assert busy.loss_history == alone.loss_history
+    assert torch.equal(busy.reconstruction(), alone.reconstruction())

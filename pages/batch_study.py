@@ -1,0 +1,131 @@
+"""Batch study: the seed's experiment over many random pairs, trained side by side."""
+import json
+
+import streamlit as st
+
+from ae_core import charts, data, reporting
+from ae_core.data import DataUnavailable
+from ae_core.mixing import SEED_ALPHA, check_alpha
+from ae_core.study import MAX_PAIRS, Study, check_pairs, summarize
+from ae_core.training import DIVERGED, FINISHED, SEED_LR, check_epochs, check_lr
+from app_widgets import download_panel, picture_row
+
+MAX_EPOCHS = 100_000
+DEFAULT_EPOCHS = 2_000   # about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
+
+st.title("Batch study")
+st.caption("One pair says little. Here K random (MNIST, CIFAR-10) pairs each get their own autoencoder, "
+           "all trained side by side, and the seed's table becomes a distribution.")
+
+# -- inputs ------------------------------------------------------------------------------------------
+problems: list[str] = []
+source = st.radio("Data source", list(data.SOURCES), format_func=data.SOURCES.get, key="study_source",
+                  horizontal=True)
+if source != "sample":
+    download_panel(key="study_download")
+cols = st.columns(5)
+chosen = {
+    "pairs": cols[0].number_input("Pairs", value=16, step=1, key="study_pairs", help=f"1 to {MAX_PAIRS}"),
+    "epochs": cols[1].number_input("Epochs", value=DEFAULT_EPOCHS, step=1000, key="study_epochs",
+                                   help=f"The seed trains 10,000 epochs; at most {MAX_EPOCHS:,} here."),
+    "lr": cols[2].number_input("Learning rate", value=SEED_LR, step=1e-4, format="%.4g", key="study_lr"),
+    "alpha": cols[3].number_input("Mix weight α (MNIST share)", value=SEED_ALPHA, step=0.05, format="%.2f",
+                                  key="study_alpha"),
+    "seed": cols[4].number_input("Seed", value=0, step=1, key="study_seed",
+                                 help="Draws the pairs and the initial weights"),
+}
+for check in (lambda: check_pairs(int(chosen["pairs"])), lambda: check_epochs(int(chosen["epochs"])),
+              lambda: check_lr(chosen["lr"]), lambda: check_alpha(chosen["alpha"])):
+    try:
+        check()
+    except ValueError as error:
+        problems.append(str(error).capitalize() + ".")
+if chosen["epochs"] > MAX_EPOCHS:
+    problems.append(f"Epochs must be at most {MAX_EPOCHS:,} here (got {int(chosen['epochs']):,}).")
+if source != "sample":
+    try:
+        data.collection_size(data.MNIST, source), data.collection_size(data.CIFAR10, source)
+    except DataUnavailable as error:
+        problems.append(str(error))
+go, stop, _ = st.columns([1, 1, 4])
+run_clicked = go.button("Run", key="study_run", type="primary", icon=":material/play_arrow:")
+stop_clicked = stop.button("Stop", key="study_stop", icon=":material/stop:")
+for problem in problems:
+    st.error(problem, icon=":material/error:")
+
+
+# -- training ----------------------------------------------------------------------------------------
+def train(run: dict, target_epochs: int) -> None:
+    trainer = run["study"].trainer
+    run["target_epochs"] = target_epochs
+    bar = st.progress(trainer.epochs_done / target_epochs, text="Starting…")
+    chart = st.empty()
+
+    def show(progress):
+        bar.progress(progress.epoch / progress.target_epochs,
+                     text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
+                          f"{progress.epochs_per_second * trainer.k:,.0f} pair-epochs/s · "
+                          f"{progress.seconds_left:,.0f} s left · median loss {progress.loss:.3e}")
+        chart.plotly_chart(charts.study_loss_figure(trainer.losses, progress.target_epochs))
+
+    run["study"].train(target_epochs, on_progress=show, report_every_s=0.4)
+    bar.empty()
+    chart.empty()
+
+
+# -- results -----------------------------------------------------------------------------------------
+def show_results(run: dict) -> None:
+    study, results, rows = run["study"], run["results"], run["rows"]
+    trainer = study.trainer
+    summary = summarize(results)
+    st.subheader(f"{len(results)} pairs after {trainer.epochs_done:,} epochs")
+    st.dataframe(reporting.study_rows(summary), hide_index=True,
+                 column_config={name: st.column_config.NumberColumn(format="%.4f")
+                                for name in ("Mean", "Std", "Median", "Min", "Max", "Seed")})
+    for metric in ("psnr", "ssim"):
+        box, histogram = charts.score_figures(rows, metric)
+        left, right = st.columns(2)
+        left.plotly_chart(box, key=f"study_box_{metric}")
+        right.plotly_chart(histogram, key=f"study_hist_{metric}")
+    st.plotly_chart(charts.study_loss_figure(trainer.losses), key="study_final_loss")
+    ranking = sorted(range(len(results)), key=lambda k: results[k].quality["mnist"].psnr)
+    for title, k in (("Best pair", ranking[-1]), ("Worst pair", ranking[0])):
+        result = results[k]
+        st.markdown(f"**{title}**: {result.mnist.caption} with {result.cifar.caption}, "
+                    f"PSNR {result.quality['mnist'].psnr:.2f} dB, SSIM MNIST {result.quality['mnist'].ssim:.4f}, "
+                    f"SSIM CIFAR-10 {result.quality['cifar'].ssim:.4f}")
+        picture_row(result.images())
+    report = reporting.study_report(study, results, summary, run["target_epochs"])
+    left, right, _ = st.columns([1, 1, 3])
+    left.download_button("Pairs (CSV)", reporting.study_csv(rows), "study_pairs.csv", "text/csv")
+    right.download_button("Report (JSON)", json.dumps(report, indent=1), "study_report.json", "application/json")
+
+
+# -- page --------------------------------------------------------------------------------------------
+run = st.session_state.get("study")
+settings_key = None if problems else (source, int(chosen["pairs"]), float(chosen["lr"]), float(chosen["alpha"]),
+                                      int(chosen["seed"]))
+if run_clicked and settings_key is not None:
+    if run is None or run["key"] != settings_key or run["study"].trainer.status == DIVERGED:
+        study = Study(source, int(chosen["pairs"]), alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
+        run = st.session_state["study"] = {"key": settings_key, "study": study, "results_epochs": None}
+    train(run, int(chosen["epochs"]))
+
+if run is not None and run["study"].trainer.epochs_done:
+    trainer = run["study"].trainer
+    if run["results_epochs"] != trainer.epochs_done:
+        run["results"] = run["study"].results()
+        run["rows"] = reporting.pair_rows(run["study"], run["results"])
+        run["results_epochs"] = trainer.epochs_done
+    if trainer.message:
+        st.warning(trainer.message, icon=":material/warning:")
+    if trainer.status not in (FINISHED, DIVERGED) or stop_clicked:
+        st.info(f"Stopped at epoch {trainer.epochs_done:,} of {run['target_epochs']:,}; every pair keeps what it "
+                f"learned. Press Run to continue from here.", icon=":material/pause:")
+    if settings_key != run["key"]:
+        st.caption("These results belong to the settings run earlier; press Run to study the current ones.")
+    show_results(run)
+elif run is None:
+    st.info(f"Press **Run** to train {int(chosen['pairs']) if not problems else 'the'} pairs. Each pair trains "
+            "from the same initial weights (the seed), so every row equals a single Mix & Train run.",
+            icon=":material/info:")
