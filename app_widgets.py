@@ -1,6 +1,14 @@
-"""Streamlit pieces shared by the pages: image rows and the full-dataset download panel."""
+"""Streamlit pieces shared by the pages: image rows, the full-dataset download panel, and noticing that
+a browser session has gone away."""
+import os
+import sys
+import threading
+from typing import Callable
+
 import streamlit as st
 import torch
+from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ae_core import data, reporting
 from ae_core.data import DataUnavailable
@@ -33,3 +41,45 @@ def download_panel(key: str) -> None:
             st.error(f"Download failed: {error}")
         else:
             st.rerun()
+
+
+def client_gone() -> Callable[[], bool]:
+    """A `should_stop` poll for training: true once no browser is connected to this session.
+
+    Streamlit keeps a disconnected session running for `server.disconnectedSessionTTL` (two minutes)
+    in case its tab reconnects, so without this a closed tab would keep training for nobody. A tab
+    that does reconnect finds everything learned until then.
+    """
+    context = get_script_run_ctx()
+    if context is None or not runtime.exists():   # AppTest and bare mode have no clients to lose
+        return lambda: False
+    instance, session_id = runtime.get_instance(), context.session_id
+    return lambda: not instance.is_active_session(session_id)
+
+
+def lower_this_threads_priority() -> None:
+    """Nice the calling thread (Linux), so that while sessions train, the server still answers page
+    loads promptly. It is Streamlit's script thread for this one run: an unprivileged process cannot
+    raise a priority again, and the thread ends with the run."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except OSError:
+            pass
+
+
+# A run is a dict in st.session_state with at least "key" (the settings it was started with) and
+# "trainer". It is stored before it trains, so a rerun (Stop) that starts while the interrupted run is
+# still unwinding already finds it.
+def shown_run(name: str) -> dict | None:
+    """The newest run that learned something: one that diverged or stopped before its first epoch
+    leaves the one before it on the page."""
+    newest = st.session_state.get(name)
+    if newest is not None and newest["trainer"].epochs_done:
+        return newest
+    return st.session_state.get(f"{name}_before")
+
+
+def start_run(name: str, run: dict) -> None:
+    st.session_state[f"{name}_before"] = shown_run(name)
+    st.session_state[name] = run

@@ -1,4 +1,7 @@
 """Plotly figures for the app: loss curves (one run, or a study's median and spread) and score plots."""
+# Plotly imports pandas lazily on first use; two sessions drawing their first chart at once raced on
+# that import ("partially initialized module 'pandas'"), so it happens here, under Python's import lock.
+import pandas  # noqa: F401
 import plotly.graph_objects as go
 import torch
 

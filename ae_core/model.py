@@ -59,7 +59,7 @@ def architecture_rows(seed_shapes: dict[str, list[int]]) -> list[dict]:
         rows.append({
             "Layer": name, "Type": type(module).__name__,
             "Kernel": f"{module.kernel_size[0]}x{module.kernel_size[1]}" if conv else "",
-            "Stride": module.stride[0] if conv else "", "Padding": module.padding[0] if conv else "",
+            "Stride": module.stride[0] if conv else None, "Padding": module.padding[0] if conv else None,
             "Output shape": " x ".join(map(str, shapes[name])),
             "Weight shape": " x ".join(map(str, params["weight"])) if params else "",
             "Bias shape": " x ".join(map(str, params["bias"])) if params else "",

@@ -1,4 +1,5 @@
 """Batch study: the seed's experiment over many random pairs, trained side by side."""
+import itertools
 import json
 
 import streamlit as st
@@ -8,7 +9,7 @@ from ae_core.data import DataUnavailable
 from ae_core.mixing import SEED_ALPHA, check_alpha
 from ae_core.study import MAX_PAIRS, Study, check_pairs, summarize
 from ae_core.training import DIVERGED, FINISHED, SEED_LR, check_epochs, check_lr
-from app_widgets import download_panel, picture_row
+from app_widgets import client_gone, download_panel, lower_this_threads_priority, picture_row, shown_run, start_run
 
 MAX_EPOCHS = 100_000
 DEFAULT_EPOCHS = 2_000   # about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
@@ -56,19 +57,22 @@ for problem in problems:
 
 # -- training ----------------------------------------------------------------------------------------
 def train(run: dict, target_epochs: int) -> None:
-    trainer = run["study"].trainer
+    trainer = run["trainer"]
     run["target_epochs"] = target_epochs
     bar = st.progress(trainer.epochs_done / target_epochs, text="Starting…")
     chart = st.empty()
+    redraws = itertools.count()   # a key per redraw: two identical figures would clash
 
     def show(progress):
         bar.progress(progress.epoch / progress.target_epochs,
                      text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
                           f"{progress.epochs_per_second * trainer.k:,.0f} pair-epochs/s · "
                           f"{progress.seconds_left:,.0f} s left · median loss {progress.loss:.3e}")
-        chart.plotly_chart(charts.study_loss_figure(trainer.losses, progress.target_epochs))
+        chart.plotly_chart(charts.study_loss_figure(trainer.losses, progress.target_epochs),
+                           key=f"live_loss_{next(redraws)}")
 
-    run["study"].train(target_epochs, on_progress=show, report_every_s=0.4)
+    lower_this_threads_priority()
+    run["study"].train(target_epochs, on_progress=show, should_stop=client_gone(), report_every_s=0.4)
     bar.empty()
     chart.empty()
 
@@ -102,17 +106,20 @@ def show_results(run: dict) -> None:
 
 
 # -- page --------------------------------------------------------------------------------------------
-run = st.session_state.get("study")
+run = shown_run("study")
 settings_key = None if problems else (source, int(chosen["pairs"]), float(chosen["lr"]), float(chosen["alpha"]),
                                       int(chosen["seed"]))
 if run_clicked and settings_key is not None:
-    if run is None or run["key"] != settings_key or run["study"].trainer.status == DIVERGED:
+    if run is None or run["key"] != settings_key or run["trainer"].status == DIVERGED:
         study = Study(source, int(chosen["pairs"]), alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
-        run = st.session_state["study"] = {"key": settings_key, "study": study, "results_epochs": None}
-    train(run, int(chosen["epochs"]))
+        start_run("study", {"key": settings_key, "study": study, "trainer": study.trainer, "results_epochs": None})
+    train(st.session_state["study"], int(chosen["epochs"]))
+    run = shown_run("study")
+    if run is not st.session_state["study"]:   # every pair diverged at once; the earlier results stay
+        st.warning(st.session_state["study"]["trainer"].message, icon=":material/warning:")
 
-if run is not None and run["study"].trainer.epochs_done:
-    trainer = run["study"].trainer
+if run is not None:
+    trainer = run["trainer"]
     if run["results_epochs"] != trainer.epochs_done:
         run["results"] = run["study"].results()
         run["rows"] = reporting.pair_rows(run["study"], run["results"])

@@ -1,6 +1,7 @@
 """Mix & Train: pick a pair, watch the autoencoder learn their mix, compare what comes back."""
 import hashlib
 import io
+import itertools
 import json
 import random
 
@@ -12,7 +13,7 @@ from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment
 from ae_core.mixing import SEED_ALPHA, check_alpha, mix
 from ae_core.training import DIVERGED, FINISHED, SEED_EPOCHS, SEED_LR, check_epochs, check_lr
-from app_widgets import download_panel, picture_row
+from app_widgets import client_gone, download_panel, lower_this_threads_priority, picture_row, shown_run, start_run
 
 MAX_EPOCHS = 100_000
 SOURCES = {**data.SOURCES, "upload": "Uploaded images"}
@@ -127,10 +128,11 @@ def show_result(run: dict) -> None:
 
 
 def train(run: dict, target_epochs: int) -> None:
-    trainer = run["experiment"].trainer
+    trainer = run["trainer"]
     run["target_epochs"] = target_epochs
     bar = st.progress(trainer.epochs_done / target_epochs, text="Starting…")
     chart = st.empty()
+    redraws = itertools.count()   # a key per redraw: two identical figures would clash
 
     def show(progress):
         left = progress.seconds_left
@@ -138,9 +140,11 @@ def train(run: dict, target_epochs: int) -> None:
                      text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
                           f"{progress.epochs_per_second:,.0f} epochs/s · "
                           f"{left:,.0f} s left · loss {progress.loss:.3e}")
-        chart.plotly_chart(charts.loss_figure(trainer.loss_history, progress.target_epochs))
+        chart.plotly_chart(charts.loss_figure(trainer.loss_history, progress.target_epochs),
+                           key=f"live_loss_{next(redraws)}")
 
-    run["experiment"].train(target_epochs, on_progress=show, report_every_s=0.25)
+    lower_this_threads_priority()
+    run["experiment"].train(target_epochs, on_progress=show, should_stop=client_gone(), report_every_s=0.45)
     bar.empty()
     chart.empty()
 
@@ -163,7 +167,7 @@ stop_clicked = stop.button("Stop", key="stop", icon=":material/stop:")
 for problem in problems:
     st.error(problem, icon=":material/error:")
 
-run = st.session_state.get("run")
+run = shown_run("run")
 ready = not problems and mnist is not None and cifar is not None
 pair_key = None
 if ready:
@@ -175,21 +179,19 @@ if ready:
                      "mixed": mix(mnist.image, cifar.image, chosen["alpha"])})
 
 if train_clicked and ready:
-    if run is None or run["key"] != pair_key or run["experiment"].trainer.status == DIVERGED:
+    if run is None or run["key"] != pair_key or run["trainer"].status == DIVERGED:
         experiment = Experiment(mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
-        run = st.session_state["run"] = {"key": pair_key, "experiment": experiment, "result": None}
-    train(run, int(chosen["epochs"]))
+        start_run("run", {"key": pair_key, "experiment": experiment, "trainer": experiment.trainer, "result": None})
+    train(st.session_state["run"], int(chosen["epochs"]))
+    run = shown_run("run")
+    if run is not st.session_state["run"]:   # it diverged at once; the earlier results stay
+        st.warning(st.session_state["run"]["trainer"].message, icon=":material/warning:")
 
 if run is not None:
-    trainer = run["experiment"].trainer
+    trainer = run["trainer"]
     if run["result"] is None or run["result_epochs"] != trainer.epochs_done:
-        if trainer.epochs_done == 0:
-            run = None
-        else:
-            run["result"] = run["experiment"].result()
-            run["result_epochs"] = trainer.epochs_done
-if run is not None:
-    trainer = run["experiment"].trainer
+        run["result"] = run["experiment"].result()
+        run["result_epochs"] = trainer.epochs_done
     if trainer.status == DIVERGED:
         st.warning(trainer.message, icon=":material/warning:")
     elif trainer.status != FINISHED or stop_clicked:

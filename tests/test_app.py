@@ -1,6 +1,12 @@
 """Every page headless with AppTest; Mix & Train trains, shows its results and refuses bad input."""
+import os
+from pathlib import Path
+
 import pytest
 from streamlit.testing.v1 import AppTest
+from torchvision import datasets
+
+from test_data import write_cifar_batches, write_mnist_raw
 
 APP = "../streamlit_app.py"   # AppTest resolves paths against this file
 
@@ -128,3 +134,39 @@ def test_batch_study_bad_input_shows_a_message_and_keeps_the_results(widgets, sa
     assert not at.exception
     assert any(says in e.value for e in at.error), [e.value for e in at.error]
     assert "2 pairs after 30 epochs" in at.subheader[0].value
+
+
+def test_a_learning_rate_that_diverges_says_why_and_keeps_the_earlier_results():
+    at = train(open_app(epochs=50)).run()
+    at.number_input(key="lr").set_value(1e30)
+    at = train(at.run())
+    assert not at.exception
+    assert any("too large" in w.value for w in at.warning), [w.value for w in at.warning]
+    # the current choice's preview (3) above the earlier results, which are all still there (6)
+    assert len(at.get("image")) == 9 and "Results after 50 epochs" in at.subheader[0].value
+
+
+def test_switching_the_source_so_an_index_falls_outside_says_so_and_keeps_results(monkeypatch):
+    cache = Path(os.environ["AE_DATA_DIR"])
+    write_mnist_raw(cache)               # 12 train and 7 test digits
+    write_cifar_batches(cache, monkeypatch)   # 20 train and 4 test photos
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.radio(key="source").set_value("train").run()
+    at.number_input(key="cifar_index").set_value(15)
+    at = train(at.number_input(key="epochs").set_value(40).run())
+    assert not at.exception and "Results after 40 epochs" in at.subheader[0].value
+    at.radio(key="source").set_value("test").run()
+    assert any("from 0 to 3" in e.value for e in at.error), [e.value for e in at.error]
+    assert len(at.get("image")) == 6 and "Results after 40 epochs" in at.subheader[0].value
+
+
+def test_a_failed_download_says_why_and_the_sample_pack_keeps_working(monkeypatch):
+    monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])   # nothing listens there
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.radio(key="source").set_value("train").run()
+    at = at.button(key="download").click().run()
+    assert not at.exception
+    assert any("Download failed" in e.value and "refused" in e.value for e in at.error), [e.value for e in at.error]
+    at.radio(key="source").set_value("sample").run()
+    at = train(at.number_input(key="epochs").set_value(30).run()).run()
+    assert not at.exception and len(at.get("image")) == 6

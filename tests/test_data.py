@@ -106,9 +106,10 @@ def test_mnist_idx_files_load_with_download_false(tmp_path):
         data.load_sample(data.MNIST, "test", 7, root=tmp_path)
 
 
-def test_cifar_pickled_batches_load_with_download_false(tmp_path, monkeypatch):
-    folder = tmp_path / datasets.CIFAR10.base_folder
-    folder.mkdir()
+def write_cifar_batches(root: Path, monkeypatch) -> dict[str, np.ndarray]:
+    """Pickled batches of 4 images each where torchvision reads them; returns the pixels by batch."""
+    folder = root / datasets.CIFAR10.base_folder
+    folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     md5 = {}
 
@@ -126,7 +127,11 @@ def test_cifar_pickled_batches_load_with_download_false(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
     monkeypatch.setattr(datasets.CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
     monkeypatch.setattr(datasets.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5["batches.meta"]})
+    return batches
 
+
+def test_cifar_pickled_batches_load_with_download_false(tmp_path, monkeypatch):
+    batches = write_cifar_batches(tmp_path, monkeypatch)
     images, labels = data.collection(data.CIFAR10, "train", root=tmp_path)
     assert images.shape == (20, 32, 32, 3) and len(labels) == 20
     sample = data.load_sample(data.CIFAR10, "test", 1, root=tmp_path)

@@ -1,0 +1,40 @@
+"""No user input reaches raw HTML, a shell, pickle or arbitrary paths; the server keeps its protections."""
+import re
+import tomllib
+
+import pytest
+
+from ae_core import data
+from conftest import ROOT
+
+APP_SOURCES = sorted([*ROOT.glob("ae_core/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app_widgets.py",
+                      ROOT / "streamlit_app.py"])
+FORBIDDEN = {
+    "raw HTML in the page": r"unsafe_allow_html|st\.html\(|components\.html\(",
+    "a shell or subprocess": r"\bsubprocess\b|os\.system|os\.popen",
+    "pickle (torch.load without weights_only included)": r"\bpickle\b|torch\.load\(|\beval\(|\bexec\(",
+}
+
+
+@pytest.mark.parametrize("what", FORBIDDEN)
+def test_app_and_library_code_never_use(what):
+    offenders = [f"{path.relative_to(ROOT)}:{number}" for path in APP_SOURCES
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if re.search(FORBIDDEN[what], line)]
+    assert not offenders, f"{what}: {offenders}"
+
+
+def test_server_config_keeps_xsrf_protection_and_an_upload_limit():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["enableXsrfProtection"] is True
+    assert 0 < config["server"]["maxUploadSize"] <= 10
+    assert config["browser"]["gatherUsageStats"] is False
+
+
+def test_an_uploads_name_is_never_used_as_a_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    png = (ROOT / "docs" / "screenshot.png").read_bytes()
+    sample = data.sample_from_upload(png, data.CIFAR10, name="../../etc/passwd")
+    assert tuple(sample.image.shape) == (3, 32, 32)
+    assert list(tmp_path.iterdir()) == []   # nothing was written anywhere near a path it names
+
