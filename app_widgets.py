@@ -1,5 +1,6 @@
 """Streamlit pieces shared by the pages: image rows, the full-dataset download panel, and noticing that
 a browser session has gone away."""
+import itertools
 import os
 import sys
 import threading
@@ -12,6 +13,23 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ae_core import data, reporting
 from ae_core.data import DataUnavailable
+from ae_core.mixing import check_alpha
+from ae_core.training import check_epochs, check_lr
+
+MAX_EPOCHS = 100_000
+
+
+def settings_problems(epochs, lr, alpha) -> list[str]:
+    """What is wrong with these training settings, a sentence each; empty when they are fine."""
+    problems = []
+    for check in (lambda: check_epochs(int(epochs)), lambda: check_lr(lr), lambda: check_alpha(alpha)):
+        try:
+            check()
+        except ValueError as error:
+            problems.append(str(error).capitalize() + ".")
+    if epochs > MAX_EPOCHS:
+        problems.append(f"Epochs must be at most {MAX_EPOCHS:,} here (got {int(epochs):,}).")
+    return problems
 
 
 def picture_row(images: dict[str, torch.Tensor | None]) -> None:
@@ -43,7 +61,7 @@ def download_panel(key: str) -> None:
             st.rerun()
 
 
-def client_gone() -> Callable[[], bool]:
+def _client_gone() -> Callable[[], bool]:
     """A `should_stop` poll for training: true once no browser is connected to this session.
 
     Streamlit keeps a disconnected session running for `server.disconnectedSessionTTL` (two minutes)
@@ -57,7 +75,7 @@ def client_gone() -> Callable[[], bool]:
     return lambda: not instance.is_active_session(session_id)
 
 
-def lower_this_threads_priority() -> None:
+def _lower_this_threads_priority() -> None:
     """Nice the calling thread (Linux), so that while sessions train, the server still answers page
     loads promptly. It is Streamlit's script thread for this one run: an unprivileged process cannot
     raise a priority again, and the thread ends with the run."""
@@ -83,3 +101,26 @@ def shown_run(name: str) -> dict | None:
 def start_run(name: str, run: dict) -> None:
     st.session_state[f"{name}_before"] = shown_run(name)
     st.session_state[name] = run
+
+
+def train_live(run: dict, target_epochs: int, figure: Callable, rate_unit: str, loss_label: str) -> None:
+    """Train `run` up to `target_epochs` under a progress bar (rate, time left, loss) and a live chart
+    `figure(target_epochs)` redrawn about twice a second. Stop (a rerun) interrupts it between steps;
+    everything learned stays in the run."""
+    trainer = run["trainer"]
+    run["target_epochs"] = target_epochs
+    bar = st.progress(trainer.epochs_done / target_epochs, text="Starting…")
+    chart = st.empty()
+    redraws = itertools.count()   # a key per redraw: two identical figures would clash
+
+    def show(progress):
+        bar.progress(progress.epoch / progress.target_epochs,
+                     text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
+                          f"{progress.epochs_per_second * trainer.k:,.0f} {rate_unit}/s · "
+                          f"{progress.seconds_left:,.0f} s left · {loss_label} {progress.loss:.3e}")
+        chart.plotly_chart(figure(progress.target_epochs), key=f"live_loss_{next(redraws)}")
+
+    _lower_this_threads_priority()
+    trainer.train(target_epochs, on_progress=show, should_stop=_client_gone(), report_every_s=0.45)
+    bar.empty()
+    chart.empty()

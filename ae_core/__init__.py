@@ -5,7 +5,8 @@ from .experiment import Experiment, PairResult
 from .metrics import Quality, quality
 from .mixing import mix, unmix
 from .model import Autoencoder
-from .training import Progress, Trainer
+from .study import Study
+from .training import BatchTrainer, Progress, Trainer
 
-__all__ = ["Autoencoder", "DataUnavailable", "Experiment", "PairResult", "Progress", "Quality", "Sample",
-           "Trainer", "load_pair", "load_sample", "mix", "quality", "unmix"]
+__all__ = ["Autoencoder", "BatchTrainer", "DataUnavailable", "Experiment", "PairResult", "Progress", "Quality",
+           "Sample", "Study", "Trainer", "load_pair", "load_sample", "mix", "quality", "unmix"]

@@ -1,17 +1,15 @@
 """Batch study: the seed's experiment over many random pairs, trained side by side."""
-import itertools
 import json
 
 import streamlit as st
 
 from ae_core import charts, data, reporting
 from ae_core.data import DataUnavailable
-from ae_core.mixing import SEED_ALPHA, check_alpha
+from ae_core.mixing import SEED_ALPHA
 from ae_core.study import MAX_PAIRS, Study, check_pairs, summarize
-from ae_core.training import DIVERGED, FINISHED, SEED_LR, check_epochs, check_lr
-from app_widgets import client_gone, download_panel, lower_this_threads_priority, picture_row, shown_run, start_run
+from ae_core.training import DIVERGED, FINISHED, SEED_LR
+from app_widgets import MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run, start_run, train_live
 
-MAX_EPOCHS = 100_000
 DEFAULT_EPOCHS = 2_000   # about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
 
 st.title("Batch study")
@@ -35,14 +33,11 @@ chosen = {
     "seed": cols[4].number_input("Seed", value=0, step=1, key="study_seed",
                                  help="Draws the pairs and the initial weights"),
 }
-for check in (lambda: check_pairs(int(chosen["pairs"])), lambda: check_epochs(int(chosen["epochs"])),
-              lambda: check_lr(chosen["lr"]), lambda: check_alpha(chosen["alpha"])):
-    try:
-        check()
-    except ValueError as error:
-        problems.append(str(error).capitalize() + ".")
-if chosen["epochs"] > MAX_EPOCHS:
-    problems.append(f"Epochs must be at most {MAX_EPOCHS:,} here (got {int(chosen['epochs']):,}).")
+try:
+    check_pairs(int(chosen["pairs"]))
+except ValueError as error:
+    problems.append(str(error).capitalize() + ".")
+problems.extend(settings_problems(chosen["epochs"], chosen["lr"], chosen["alpha"]))
 if source != "sample":
     try:
         data.collection_size(data.MNIST, source), data.collection_size(data.CIFAR10, source)
@@ -53,28 +48,6 @@ run_clicked = go.button("Run", key="study_run", type="primary", icon=":material/
 stop_clicked = stop.button("Stop", key="study_stop", icon=":material/stop:")
 for problem in problems:
     st.error(problem, icon=":material/error:")
-
-
-# -- training ----------------------------------------------------------------------------------------
-def train(run: dict, target_epochs: int) -> None:
-    trainer = run["trainer"]
-    run["target_epochs"] = target_epochs
-    bar = st.progress(trainer.epochs_done / target_epochs, text="Starting…")
-    chart = st.empty()
-    redraws = itertools.count()   # a key per redraw: two identical figures would clash
-
-    def show(progress):
-        bar.progress(progress.epoch / progress.target_epochs,
-                     text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
-                          f"{progress.epochs_per_second * trainer.k:,.0f} pair-epochs/s · "
-                          f"{progress.seconds_left:,.0f} s left · median loss {progress.loss:.3e}")
-        chart.plotly_chart(charts.study_loss_figure(trainer.losses, progress.target_epochs),
-                           key=f"live_loss_{next(redraws)}")
-
-    lower_this_threads_priority()
-    run["study"].train(target_epochs, on_progress=show, should_stop=client_gone(), report_every_s=0.4)
-    bar.empty()
-    chart.empty()
 
 
 # -- results -----------------------------------------------------------------------------------------
@@ -113,7 +86,9 @@ if run_clicked and settings_key is not None:
     if run is None or run["key"] != settings_key or run["trainer"].status == DIVERGED:
         study = Study(source, int(chosen["pairs"]), alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
         start_run("study", {"key": settings_key, "study": study, "trainer": study.trainer, "results_epochs": None})
-    train(st.session_state["study"], int(chosen["epochs"]))
+    trainer = st.session_state["study"]["trainer"]
+    train_live(st.session_state["study"], int(chosen["epochs"]), lambda target: charts.study_loss_figure(trainer.losses, target),
+               rate_unit="pair-epochs", loss_label="median loss")
     run = shown_run("study")
     if run is not st.session_state["study"]:   # every pair diverged at once; the earlier results stay
         st.warning(st.session_state["study"]["trainer"].message, icon=":material/warning:")

@@ -1,7 +1,6 @@
 """Mix & Train: pick a pair, watch the autoencoder learn their mix, compare what comes back."""
 import hashlib
 import io
-import itertools
 import json
 import random
 
@@ -11,11 +10,10 @@ import torch
 from ae_core import charts, data, reporting
 from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment
-from ae_core.mixing import SEED_ALPHA, check_alpha, mix
-from ae_core.training import DIVERGED, FINISHED, SEED_EPOCHS, SEED_LR, check_epochs, check_lr
-from app_widgets import client_gone, download_panel, lower_this_threads_priority, picture_row, shown_run, start_run
+from ae_core.mixing import SEED_ALPHA, mix
+from ae_core.training import DIVERGED, FINISHED, SEED_EPOCHS, SEED_LR
+from app_widgets import MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run, start_run, train_live
 
-MAX_EPOCHS = 100_000
 SOURCES = {**data.SOURCES, "upload": "Uploaded images"}
 INDEX_KEYS = {MNIST: "mnist_index", CIFAR10: "cifar_index"}
 
@@ -72,14 +70,7 @@ def settings(problems: list[str]) -> dict:
         "alpha": cols[3].number_input("Mix weight α (MNIST share)", value=SEED_ALPHA, step=0.05, format="%.2f",
                                       key="alpha"),
     }
-    for check in (lambda: check_epochs(int(chosen["epochs"])), lambda: check_lr(chosen["lr"]),
-                  lambda: check_alpha(chosen["alpha"])):
-        try:
-            check()
-        except ValueError as error:
-            problems.append(str(error).capitalize() + ".")
-    if chosen["epochs"] > MAX_EPOCHS:
-        problems.append(f"Epochs must be at most {MAX_EPOCHS:,} here (got {int(chosen['epochs']):,}).")
+    problems.extend(settings_problems(chosen["epochs"], chosen["lr"], chosen["alpha"]))
     return chosen
 
 
@@ -127,28 +118,6 @@ def show_result(run: dict) -> None:
                             "application/octet-stream")
 
 
-def train(run: dict, target_epochs: int) -> None:
-    trainer = run["trainer"]
-    run["target_epochs"] = target_epochs
-    bar = st.progress(trainer.epochs_done / target_epochs, text="Starting…")
-    chart = st.empty()
-    redraws = itertools.count()   # a key per redraw: two identical figures would clash
-
-    def show(progress):
-        left = progress.seconds_left
-        bar.progress(progress.epoch / progress.target_epochs,
-                     text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
-                          f"{progress.epochs_per_second:,.0f} epochs/s · "
-                          f"{left:,.0f} s left · loss {progress.loss:.3e}")
-        chart.plotly_chart(charts.loss_figure(trainer.loss_history, progress.target_epochs),
-                           key=f"live_loss_{next(redraws)}")
-
-    lower_this_threads_priority()
-    run["experiment"].train(target_epochs, on_progress=show, should_stop=client_gone(), report_every_s=0.45)
-    bar.empty()
-    chart.empty()
-
-
 # -- page --------------------------------------------------------------------------------------------
 problems: list[str] = []
 source = st.radio("Data source", list(SOURCES), format_func=SOURCES.get, key="source", horizontal=True)
@@ -182,7 +151,9 @@ if train_clicked and ready:
     if run is None or run["key"] != pair_key or run["trainer"].status == DIVERGED:
         experiment = Experiment(mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
         start_run("run", {"key": pair_key, "experiment": experiment, "trainer": experiment.trainer, "result": None})
-    train(st.session_state["run"], int(chosen["epochs"]))
+    trainer = st.session_state["run"]["trainer"]
+    train_live(st.session_state["run"], int(chosen["epochs"]), lambda target: charts.loss_figure(trainer.loss_history, target),
+               rate_unit="epochs", loss_label="loss")
     run = shown_run("run")
     if run is not st.session_state["run"]:   # it diverged at once; the earlier results stay
         st.warning(st.session_state["run"]["trainer"].message, icon=":material/warning:")

@@ -119,7 +119,7 @@ def test_concurrent_sessions_each_finish_with_their_own_results_and_the_server_a
         baseline_mb = rss_mb(process.pid)
 
         tabs = [open_tab(chromium, url) for _ in range(sessions)]
-        epochs = [2500 + 10 * i for i in range(sessions)]   # each session's own count shows in its results
+        epochs = [1500 + 10 * i for i in range(sessions)]   # each session's own count shows in its results
         for i, (tab, count) in enumerate(zip(tabs, epochs)):
             set_number(tab, "MNIST index", 10 + i)
             set_number(tab, "Epochs", count)
