@@ -62,12 +62,16 @@ def test_closing_the_tab_during_training_stops_that_training(chromium, server):
     assert server_is_idle(process.pid)
 
 
-def test_reloading_during_training_stops_it_and_the_page_works_again(chromium, server):
+def test_reloading_during_training_leaves_no_training_for_nobody_and_the_page_works(chromium, server):
     url, log, process = server
     tab = open_tab(chromium, url)
     start_long_training(tab)
     tab.reload()
     tab.get_by_role("spinbutton", name="Epochs").wait_for(timeout=30_000)
+    tab.wait_for_timeout(1500)
+    if tab.get_by_text("epochs/s").count():   # the session survived the reload: its training shows
+        main(tab).get_by_role("button", name="Stop", exact=True).click()
+        tab.get_by_text("Stopped at epoch").wait_for(timeout=10_000)
     assert server_is_idle(process.pid)
     set_number(tab, "Epochs", 200)
     main(tab).get_by_role("button", name="Train", exact=True).click()
@@ -106,43 +110,53 @@ def test_uploads_are_converted_or_refused_with_a_reason(chromium, server):
     tab.context.close()
 
 
-@pytest.mark.parametrize("sessions", [2, 8])
-def test_concurrent_sessions_each_finish_with_their_own_results_and_the_server_answers(chromium, tmp_path, sessions):
-    # A short reconnect window, so that ended sessions free their memory within the test.
-    with streamlit_server(tmp_path, "--server.disconnectedSessionTTL=2") as (url, _, process):
+@pytest.fixture(scope="module")
+def warm_server(tmp_path_factory, chromium):
+    """A server that has trained once (libraries loaded), with a short reconnect window so that ended
+    sessions are let go within a test."""
+    with streamlit_server(tmp_path_factory.mktemp("load"), "--server.disconnectedSessionTTL=2") as running:
+        url = running[0]
         warm = open_tab(chromium, url)
         set_number(warm, "Epochs", 100)
         main(warm).get_by_role("button", name="Train", exact=True).click()
         warm.get_by_text("Results after 100 epochs").wait_for(timeout=60_000)
         warm.context.close()
-        assert server_is_idle(process.pid)
-        baseline_mb = rss_mb(process.pid)
+        yield running
 
-        tabs = [open_tab(chromium, url) for _ in range(sessions)]
-        epochs = [1500 + 10 * i for i in range(sessions)]   # each session's own count shows in its results
-        for i, (tab, count) in enumerate(zip(tabs, epochs)):
-            set_number(tab, "MNIST index", 10 + i)
-            set_number(tab, "Epochs", count)
-        for tab in tabs:
-            main(tab).get_by_role("button", name="Train", exact=True).click()
-        for tab in tabs:
-            tab.get_by_text("epochs/s").wait_for(timeout=60_000)
-            set_frozen(tab, True)
-        started = time.monotonic()
-        visitor = open_tab(chromium, url)   # a page load while they all train
-        load_s = time.monotonic() - started
-        peak_mb = rss_mb(process.pid)
-        for tab, count in zip(tabs, epochs):
-            set_frozen(tab, False)
-            tab.get_by_text(f"Results after {count:,} epochs").wait_for(timeout=300_000)
-            assert tab.locator('[data-testid="stException"]').count() == 0
-        for tab in [*tabs, visitor]:
-            tab.context.close()
-        assert server_is_idle(process.pid, settle_s=5)
-        after_mb = rss_mb(process.pid)
-        print(f"{sessions} sessions: page load {load_s:.2f} s while training; RSS {baseline_mb:.0f} MB before, "
-              f"{peak_mb:.0f} MB while training, {after_mb:.0f} MB after")
-        # Measured here (README, Reliability): the issue's bars of a 3 s page load and memory back at its
-        # start are not met on this 2-core machine; these bounds catch a hung server or a leak per session.
-        assert load_s < 30
-        assert after_mb < baseline_mb + 50 + 15 * sessions
+
+@pytest.mark.parametrize("sessions", [2, 8])
+def test_concurrent_sessions_each_finish_with_their_own_results_and_the_server_answers(chromium, warm_server,
+                                                                                       sessions):
+    url, _, process = warm_server
+    assert server_is_idle(process.pid)
+    baseline_mb = rss_mb(process.pid)
+
+    tabs = [open_tab(chromium, url) for _ in range(sessions)]
+    # About 10 s of training on two cores, so that all are still training while a page loads; each
+    # session's own count shows in its results.
+    epochs = [30_000 // sessions + 10 * i for i in range(sessions)]
+    for tab, count in zip(tabs, epochs):
+        set_number(tab, "Epochs", count)
+    for tab in tabs:
+        main(tab).get_by_role("button", name="Train", exact=True).click()
+    for tab in tabs:
+        tab.get_by_text("epochs/s").wait_for(timeout=60_000)
+        set_frozen(tab, True)
+    started = time.monotonic()
+    visitor = open_tab(chromium, url)   # a page load while they all train
+    load_s = time.monotonic() - started
+    peak_mb = rss_mb(process.pid)
+    for tab, count in zip(tabs, epochs):
+        set_frozen(tab, False)
+        tab.get_by_text(f"Results after {count:,} epochs").wait_for(timeout=300_000)
+        assert tab.locator('[data-testid="stException"]').count() == 0
+    for tab in [*tabs, visitor]:
+        tab.context.close()
+    assert server_is_idle(process.pid, settle_s=5)
+    after_mb = rss_mb(process.pid)
+    print(f"{sessions} sessions: page load {load_s:.2f} s while training; RSS {baseline_mb:.0f} MB before, "
+          f"{peak_mb:.0f} MB while training, {after_mb:.0f} MB after")
+    # Measured here (README, Reliability): the issue's bars of a 3 s page load and memory back at its
+    # start are not met on this 2-core machine; these bounds catch a hung server or a leak per session.
+    assert load_s < 30
+    assert after_mb < baseline_mb + 50 + 15 * sessions
