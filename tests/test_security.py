@@ -24,11 +24,12 @@ def test_app_and_library_code_never_use(what):
     assert not offenders, f"{what}: {offenders}"
 
 
-def test_server_config_keeps_xsrf_protection_and_an_upload_limit():
+def test_server_config_keeps_its_protections_and_watches_no_files():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["server"]["enableXsrfProtection"] is True
     assert 0 < config["server"]["maxUploadSize"] <= 10
     assert config["browser"]["gatherUsageStats"] is False
+    assert config["server"]["fileWatcherType"] == "none"   # a .venv inside the folder flooded the watcher
 
 
 def test_an_uploads_name_is_never_used_as_a_path(tmp_path, monkeypatch):
