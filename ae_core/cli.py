@@ -5,9 +5,9 @@ import math
 import sys
 
 from . import bench, data, reporting
-from .study import MAX_PAIRS, Study, check_pairs, summarize
 from .experiment import Experiment
 from .mixing import SEED_ALPHA
+from .study import MAX_PAIRS, Study, check_pairs, summarize
 from .training import SEED_EPOCHS, SEED_LR, check_epochs, check_lr
 
 

@@ -5,8 +5,9 @@ so a plain PyTorch step on a CPU is mostly framework overhead: slow-path convolu
 buffers, autograd bookkeeping and a Python-level Adam over twelve tensors. Here every convolution is
 one unfold/fold plus one batched matmul into a buffer allocated once, a step replays a recorded list
 of those kernel calls (no views or temporaries are made per step), gradients go straight into one
-flat buffer, and Adam is one fused call over that buffer. `benchmarks/` measures the gain; `tests/test_engine.py` checks the
-gradients against autograd and the trajectory against `Autoencoder` + `torch.optim.Adam`.
+flat buffer, and Adam is one fused call over that buffer. `python -m ae_core bench` measures the
+gain; `tests/test_engine.py` checks the gradients against autograd and the trajectory against
+`Autoencoder` + `torch.optim.Adam`.
 
 Model k owns row k of every buffer: its own weights, gradients and Adam moments, so the K models
 learn exactly as K separate runs would while sharing every kernel call (issue: batch study).

@@ -97,8 +97,7 @@ SEED_KEYS = {"psnr": "psnr_db", "ssim": "ssim"}
 def study_rows(summary: dict) -> list[dict]:
     """The seed's table as distributions: one row per dataset and metric, the seed's value beside."""
     return [{"Dataset": DATASET_TITLES[dataset], "Metric": METRIC_TITLES[metric],
-             **{name.capitalize() if name != "std" else "Std": value
-                for name, value in summary[dataset][metric].items()},
+             **{name.capitalize(): value for name, value in summary[dataset][metric].items()},
              "Seed": SEED_RESULTS[dataset][SEED_KEYS[metric]]}
             for dataset, metric in SCORES]
 

@@ -86,12 +86,13 @@ if run_clicked and settings_key is not None:
     if run is None or run["key"] != settings_key or run["trainer"].status == DIVERGED:
         study = Study(source, int(chosen["pairs"]), alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
         start_run("study", {"key": settings_key, "study": study, "trainer": study.trainer, "results_epochs": None})
-    trainer = st.session_state["study"]["trainer"]
-    train_live(st.session_state["study"], int(chosen["epochs"]), lambda target: charts.study_loss_figure(trainer.losses, target),
+    started = st.session_state["study"]
+    train_live(started, int(chosen["epochs"]),
+               lambda target: charts.study_loss_figure(started["trainer"].losses, target),
                rate_unit="pair-epochs", loss_label="median loss")
     run = shown_run("study")
-    if run is not st.session_state["study"]:   # every pair diverged at once; the earlier results stay
-        st.warning(st.session_state["study"]["trainer"].message, icon=":material/warning:")
+    if run is not started:   # every pair diverged at once; the earlier results stay
+        st.warning(started["trainer"].message, icon=":material/warning:")
 
 if run is not None:
     trainer = run["trainer"]
@@ -107,7 +108,7 @@ if run is not None:
     if settings_key != run["key"]:
         st.caption("These results belong to the settings run earlier; press Run to study the current ones.")
     show_results(run)
-elif run is None:
+else:
     st.info(f"Press **Run** to train {int(chosen['pairs']) if not problems else 'the'} pairs. Each pair trains "
             "from the same initial weights (the seed), so every row equals a single Mix & Train run.",
             icon=":material/info:")

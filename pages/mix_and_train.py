@@ -106,13 +106,14 @@ def show_result(run: dict) -> None:
     st.dataframe(reporting.table_rows(result), hide_index=True,
                  column_config={name: st.column_config.NumberColumn(format="%.4f")
                                 for name in ("SSIM", "PSNR (dB)", "Seed SSIM", "Seed PSNR (dB)")})
-    st.plotly_chart(charts.loss_figure(trainer.loss_history), key="final_loss_chart")
+    history = trainer.loss_history   # a list built from the trainer's tensor: build it once
+    st.plotly_chart(charts.loss_figure(history), key="final_loss_chart")
     weights = io.BytesIO()
     torch.save(trainer.state_dict(), weights)
     report = reporting.report(experiment, result, run["target_epochs"])
     cols = st.columns(4)
     cols[0].download_button("Images (PNG)", reporting.image_row_png(result), "images.png", "image/png")
-    cols[1].download_button("Loss history (CSV)", reporting.loss_csv(trainer.loss_history), "loss.csv", "text/csv")
+    cols[1].download_button("Loss history (CSV)", reporting.loss_csv(history), "loss.csv", "text/csv")
     cols[2].download_button("Report (JSON)", json.dumps(report, indent=1), "report.json", "application/json")
     cols[3].download_button("Weights (.pt)", weights.getvalue(), "autoencoder_state_dict.pt",
                             "application/octet-stream")
@@ -151,12 +152,13 @@ if train_clicked and ready:
     if run is None or run["key"] != pair_key or run["trainer"].status == DIVERGED:
         experiment = Experiment(mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
         start_run("run", {"key": pair_key, "experiment": experiment, "trainer": experiment.trainer, "result": None})
-    trainer = st.session_state["run"]["trainer"]
-    train_live(st.session_state["run"], int(chosen["epochs"]), lambda target: charts.loss_figure(trainer.loss_history, target),
+    started = st.session_state["run"]
+    train_live(started, int(chosen["epochs"]),
+               lambda target: charts.loss_figure(started["trainer"].loss_history, target),
                rate_unit="epochs", loss_label="loss")
     run = shown_run("run")
-    if run is not st.session_state["run"]:   # it diverged at once; the earlier results stay
-        st.warning(st.session_state["run"]["trainer"].message, icon=":material/warning:")
+    if run is not started:   # it diverged at once; the earlier results stay
+        st.warning(started["trainer"].message, icon=":material/warning:")
 
 if run is not None:
     trainer = run["trainer"]
