@@ -67,7 +67,7 @@ class StackedAutoencoders:
         # Buffers are only ever updated in place, so these views stay valid (and slicing is not free).
         self.weights, self.weight_grads = self._views(self.params), self._views(self.grads)
         self._images: torch.Tensor | None = None
-        self._build_plan()
+        self.forward_plan = self.backward_plan = ()   # built on first use: a trainer may only ever step elsewhere
 
     @property
     def device(self) -> torch.device:
@@ -86,6 +86,21 @@ class StackedAutoencoders:
     def state_dict(self, index: int = 0) -> OrderedDict:
         return OrderedDict((name, view[index].reshape(shape).detach().cpu().clone())
                            for name, view, shape in zip(self.names, self.weights, self.shapes))
+
+    # -- crossing a process boundary (worker.py) -----------------------------------------------------
+    def state_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Everything a step changes besides the step count: the weights and both Adam moments."""
+        return self.params, self.exp_avg, self.exp_avg_sq
+
+    def __getstate__(self) -> dict:
+        # Pickled without `state_tensors()` (0.8 MB per model each): those are copied buffer to buffer.
+        return {"names": self.names, "shapes": self.shapes, "k": self.k, "lr": self.lr,
+                "steps_done": int(self.steps_done), "device": str(self.device)}
+
+    def __setstate__(self, state: dict) -> None:
+        blank = {name: torch.zeros(shape) for name, shape in zip(state["names"], state["shapes"])}
+        self.__init__([blank] * state["k"], state["lr"], state["device"])
+        self.steps_done.fill_(state["steps_done"])
 
     # -- forward and backward ------------------------------------------------------------------------
     def _build_plan(self) -> None:
@@ -159,6 +174,8 @@ class StackedAutoencoders:
 
     def _forward(self, images: torch.Tensor) -> None:
         """Fills `self.y` with each model's output for its image and `self.error` with y - images."""
+        if not self.forward_plan:
+            self._build_plan()
         if self._images is not images:
             self.x.copy_(images)
             self.unfold_input()

@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from . import worker
 from .engine import StackedAutoencoders
 from .model import IMAGE_SHAPE, initial_autoencoder
 
@@ -104,11 +105,18 @@ class BatchTrainer:
         self.train_seconds = 0.0
         self.status = ""       # "", FINISHED, STOPPED or DIVERGED (every model diverged)
         self.message = ""
-        self._checkpoint = (0, self.engine.params.clone())
-        self._checkpointed_at, self._checkpoint_cost = 0.0, 0.0
         # The engine computes in buffers of its own. A Streamlit rerun can start reading results while
         # the interrupted run is still finishing its step, so each use holds the engine.
         self._engine_lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        state = {**self.__dict__}
+        del state["_engine_lock"]
+        state.pop("_checkpoint", None)   # taken afresh by every call of train()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _engine_lock=threading.Lock())
 
     @property
     def k(self) -> int:
@@ -119,14 +127,18 @@ class BatchTrainer:
         return len(self.losses)
 
     def train(self, epochs: int, on_progress: Callable[[Progress], None] | None = None,
-              should_stop: Callable[[], bool] | None = None, report_every_s: float = 0.2) -> str:
+              should_stop: Callable[[], bool] | None = None, report_every_s: float = 0.2,
+              in_child_process: bool = False) -> str:
         """Train until `epochs` epochs are done in total; returns the status.
 
         `on_progress` is called at most every `report_every_s` seconds and once at the end;
-        `should_stop` is polled between steps.
+        `should_stop` is polled between steps. `in_child_process` runs the steps in a child process
+        (on a CPU; see worker.py) with the same results, for a server that hosts several trainings.
         """
         check_epochs(epochs)
         with self._engine_lock:
+            if in_child_process and self.engine.device.type == "cpu":
+                return worker.train_in_child(self, epochs, on_progress, should_stop, report_every_s)
             return self._train(epochs, on_progress, should_stop, report_every_s)
 
     def _train(self, epochs, on_progress, should_stop, report_every_s) -> str:
@@ -136,6 +148,8 @@ class BatchTrainer:
         pending: list[torch.Tensor] = []   # losses not yet read back: reading each one would sync a GPU
         next_report = started_at + report_every_s
         self.status = STOPPED
+        self._checkpoint = (self.epochs_done, self.engine.params.clone())   # every model still in it is finite
+        self._checkpointed_at, self._checkpoint_cost = started_at, 0.0
         try:
             # A second core only pays once the kernels are big enough to split.
             with one_cpu_thread() if self.k < MIN_MODELS_FOR_THREADS else nullcontext():
@@ -178,14 +192,17 @@ class BatchTrainer:
             self.message = (f"Loss became {chunk[row, model].item()} at epoch {first_epoch + row}{who}: the "
                             f"learning rate {self.lr:g} is too large. Kept the weights of epoch "
                             f"{checkpoint_epoch}, the last checkpoint with a finite loss.")
-        for model, epoch in self.diverged.items():
-            self.losses[epoch:, model] = math.nan
+        self._mask_diverged()
         if len(self.diverged) == self.k:
             self.losses = self.losses[:max(self.diverged.values())]
             self.status = DIVERGED
             return False
         self._maybe_checkpoint()
         return True
+
+    def _mask_diverged(self) -> None:
+        for model, epoch in self.diverged.items():
+            self.losses[epoch:, model] = math.nan
 
     def _maybe_checkpoint(self) -> None:
         # Copying every weight takes a while at large K: spend at most 5% of the time on it.
@@ -206,6 +223,26 @@ class BatchTrainer:
         rate = (self.epochs_done - start) / elapsed if elapsed > 0 else 0.0
         loss = torch.nanmedian(self.losses[-1]).item()
         on_progress(Progress(self.epochs_done, target_epochs, loss, rate))
+
+    # -- what worker.py merges back from a child process ----------------------------------------------
+    def _add_losses(self, rows: torch.Tensor, diverged: dict[int, int]) -> None:
+        self.losses = torch.cat([self.losses, rows])
+        self.diverged = diverged
+        self._mask_diverged()
+
+    def _outcome(self) -> dict:
+        return {"epochs_done": self.epochs_done, "steps_done": int(self.engine.steps_done),
+                "status": self.status, "message": self.message, "train_seconds": self.train_seconds,
+                "kept_weights": self._kept_weights}
+
+    def _adopt_outcome(self, outcome: dict) -> None:
+        self.losses = self.losses[:outcome["epochs_done"]]   # shorter where every model diverged
+        self.engine.steps_done.fill_(outcome["steps_done"])
+        self.status, self.message = outcome["status"], outcome["message"]
+        self.train_seconds, self._kept_weights = outcome["train_seconds"], outcome["kept_weights"]
+
+    def _forget_since(self, epoch: int, diverged: dict[int, int]) -> None:
+        self.losses, self.diverged = self.losses[:epoch], diverged
 
     def reconstructions(self) -> torch.Tensor:
         """Each network's output for its training image, (K, 3, 32, 32) on the CPU, unclamped."""
