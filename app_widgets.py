@@ -1,9 +1,6 @@
 """Streamlit pieces shared by the pages: image rows, the full-dataset download panel, and noticing that
 a browser session has gone away."""
 import itertools
-import os
-import sys
-import threading
 from typing import Callable
 
 import streamlit as st
@@ -15,6 +12,7 @@ from ae_core import data, reporting
 from ae_core.data import DataUnavailable
 from ae_core.mixing import check_alpha
 from ae_core.training import check_epochs, check_lr
+from ae_core.worker import TrainingFailed
 
 MAX_EPOCHS = 100_000
 
@@ -75,17 +73,6 @@ def _client_gone() -> Callable[[], bool]:
     return lambda: not instance.is_active_session(session_id)
 
 
-def _lower_this_threads_priority() -> None:
-    """Nice the calling thread (Linux), so that while sessions train, the server still answers page
-    loads promptly. It is Streamlit's script thread for this one run: an unprivileged process cannot
-    raise a priority again, and the thread ends with the run."""
-    if sys.platform.startswith("linux"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-        except OSError:
-            pass
-
-
 # A run is a dict in st.session_state with at least "key" (the settings it was started with) and
 # "trainer". It is stored before it trains, so a rerun (Stop) that starts while the interrupted run is
 # still unwinding already finds it.
@@ -106,7 +93,8 @@ def start_run(name: str, run: dict) -> None:
 def train_live(run: dict, target_epochs: int, figure: Callable, rate_unit: str, loss_label: str) -> None:
     """Train `run` up to `target_epochs` under a progress bar (rate, time left, loss) and a live chart
     `figure(target_epochs)` redrawn about twice a second. Stop (a rerun) interrupts it between steps;
-    everything learned stays in the run."""
+    everything learned stays in the run. The steps run in a child process, so that this server keeps
+    answering other sessions while many train."""
     trainer = run["trainer"]
     run["target_epochs"] = target_epochs
     bar = st.progress(trainer.epochs_done / target_epochs, text="Starting…")
@@ -120,7 +108,10 @@ def train_live(run: dict, target_epochs: int, figure: Callable, rate_unit: str, 
                           f"{progress.seconds_left:,.0f} s left · {loss_label} {progress.loss:.3e}")
         chart.plotly_chart(figure(progress.target_epochs), key=f"live_loss_{next(redraws)}")
 
-    _lower_this_threads_priority()
-    trainer.train(target_epochs, on_progress=show, should_stop=_client_gone(), report_every_s=0.45)
+    try:
+        trainer.train(target_epochs, on_progress=show, should_stop=_client_gone(), report_every_s=0.45,
+                      in_child_process=True)
+    except TrainingFailed as error:
+        st.error(str(error), icon=":material/error:")
     bar.empty()
     chart.empty()

@@ -1,6 +1,8 @@
 """Entry point: `streamlit run streamlit_app.py`."""
 import streamlit as st
 
+from ae_core import worker
+
 st.set_page_config(page_title="Autoencoder: mix & un-mix", page_icon="🧩", layout="wide")
 navigation = st.navigation([
     st.Page("pages/mix_and_train.py", title="Mix & Train", icon=":material/model_training:", default=True),
@@ -8,4 +10,5 @@ navigation = st.navigation([
     st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
     st.Page("pages/method.py", title="Method", icon=":material/functions:"),
 ])
+worker.warm_up()   # the first Train then finds the training process server ready
 navigation.run()

@@ -64,14 +64,43 @@ def set_number(page, name: str, value) -> None:
     page.wait_for_timeout(800)
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants: the app trains in children of its fork server."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):   # gone meanwhile
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children.get(tree[-1], []))
+    return tree
+
+
+def _per_process(pid: int, read) -> float:
+    total = 0.0
+    for member in process_tree(pid):
+        try:
+            total += read(Path(f"/proc/{member}"))
+        except (OSError, ValueError):   # ended meanwhile
+            continue
+    return total
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of a process and its descendants so far, those already ended included, from /proc."""
+    def used(proc: Path) -> float:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(field) for field in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return _per_process(pid, used)
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+def memory_mb(pid: int) -> float:
+    """Proportional set size (shared pages split among their users) of a process and its descendants."""
+    def pss(proc: Path) -> float:
+        line = next(line for line in (proc / "smaps_rollup").read_text().splitlines() if line.startswith("Pss:"))
+        return int(line.split()[1]) / 1024
+    return _per_process(pid, pss)

@@ -1,22 +1,32 @@
 """Faults and load in a real browser: tabs closed or reloaded mid-training, many sessions at once, uploads."""
 import io
+import os
+import signal
 import time
+from contextlib import contextmanager, suppress
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from browser import CHROMIUM, FLAGS, cpu_seconds, main, require_chromium, rss_mb, set_number, streamlit_server
+from browser import (CHROMIUM, FLAGS, cpu_seconds, main, memory_mb, process_tree, require_chromium, set_number,
+                     streamlit_server)
 
 sync_api = require_chromium()
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
+def playwright():
+    with sync_api.sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def chromium(playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    yield browser
+    browser.close()
 
 
 def open_tab(browser, url: str):
@@ -30,13 +40,6 @@ def start_long_training(tab) -> None:
     set_number(tab, "Epochs", 100_000)
     main(tab).get_by_role("button", name="Train", exact=True).click()
     tab.get_by_text("epochs/s").wait_for(timeout=30_000)
-
-
-def set_frozen(tab, frozen: bool) -> None:
-    """Freeze a tab's page (its connection stays open): the users of other sessions sit at browsers on
-    other machines, not on the two cores that serve the app here."""
-    session = tab.context.new_cdp_session(tab)
-    session.send("Page.setWebLifecycleState", {"state": "frozen" if frozen else "active"})
 
 
 def server_is_idle(pid: int, settle_s: float = 3.0, window_s: float = 2.0) -> bool:
@@ -124,39 +127,80 @@ def warm_server(tmp_path_factory, chromium):
         yield running
 
 
+def _read_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:   # the process ended meanwhile
+        return b""
+
+
+@contextmanager
+def remote_browser(playwright):
+    """A Chromium whose processes can be paused: the other users of a server sit at browsers on other
+    machines, which cost it no CPU. Paused, this one neither renders nor competes with the server
+    for the two cores here; its connections stay open, and it catches up once resumed."""
+    marker = f"--ae-remote-browser-{os.getpid()}"   # an unknown switch, to find its process
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, marker])
+    marked = [int(cmdline.parent.name) for cmdline in Path("/proc").glob("[0-9]*/cmdline")
+              if marker.encode() in _read_or_empty(cmdline)]
+    processes = {pid for root in marked for pid in process_tree(root)}
+
+    def pause(paused: bool) -> None:
+        for pid in processes:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP if paused else signal.SIGCONT)
+    try:
+        yield browser, pause
+    finally:
+        pause(False)
+        browser.close()
+
+
+def train_together(playwright, chromium, url: str, sessions: int, pid: int) -> tuple[float, float]:
+    """`sessions` tabs train different epoch counts at once; a new tab loads meanwhile. Each must end
+    with its own count and no exception. Returns (page load seconds, memory while they trained)."""
+    with remote_browser(playwright) as (remote, pause):
+        tabs = [open_tab(remote, url) for _ in range(sessions)]
+        # About 10 s of training on two cores, so that all are still training while a page loads.
+        epochs = [30_000 // sessions + 10 * i for i in range(sessions)]
+        for tab, count in zip(tabs, epochs):
+            set_number(tab, "Epochs", count)
+        for tab in tabs:
+            main(tab).get_by_role("button", name="Train", exact=True).click()
+        for tab in tabs:
+            tab.get_by_text("epochs/s").wait_for(timeout=60_000)
+        pause(True)
+        started = time.monotonic()
+        visitor = open_tab(chromium, url)
+        load_s = time.monotonic() - started
+        training_mb = memory_mb(pid)
+        visitor.context.close()
+        pause(False)
+        for tab, count in zip(tabs, epochs):
+            tab.get_by_text(f"Results after {count:,} epochs").wait_for(timeout=300_000)
+            assert tab.locator('[data-testid="stException"]').count() == 0
+        for tab in tabs:
+            tab.context.close()
+    return load_s, training_mb
+
+
 @pytest.mark.parametrize("sessions", [2, 8])
-def test_concurrent_sessions_each_finish_with_their_own_results_and_the_server_answers(chromium, warm_server,
-                                                                                       sessions):
+def test_concurrent_sessions_each_finish_with_their_own_results_and_the_server_answers(playwright, chromium,
+                                                                                       warm_server, sessions):
     url, _, process = warm_server
     assert server_is_idle(process.pid)
-    baseline_mb = rss_mb(process.pid)
-
-    tabs = [open_tab(chromium, url) for _ in range(sessions)]
-    # About 10 s of training on two cores, so that all are still training while a page loads; each
-    # session's own count shows in its results.
-    epochs = [30_000 // sessions + 10 * i for i in range(sessions)]
-    for tab, count in zip(tabs, epochs):
-        set_number(tab, "Epochs", count)
-    for tab in tabs:
-        main(tab).get_by_role("button", name="Train", exact=True).click()
-    for tab in tabs:
-        tab.get_by_text("epochs/s").wait_for(timeout=60_000)
-        set_frozen(tab, True)
-    started = time.monotonic()
-    visitor = open_tab(chromium, url)   # a page load while they all train
-    load_s = time.monotonic() - started
-    peak_mb = rss_mb(process.pid)
-    for tab, count in zip(tabs, epochs):
-        set_frozen(tab, False)
-        tab.get_by_text(f"Results after {count:,} epochs").wait_for(timeout=300_000)
-        assert tab.locator('[data-testid="stException"]').count() == 0
-    for tab in [*tabs, visitor]:
-        tab.context.close()
-    assert server_is_idle(process.pid, settle_s=5)
-    after_mb = rss_mb(process.pid)
-    print(f"{sessions} sessions: page load {load_s:.2f} s while training; RSS {baseline_mb:.0f} MB before, "
-          f"{peak_mb:.0f} MB while training, {after_mb:.0f} MB after")
-    # Measured here (README, Reliability): the issue's bars of a 3 s page load and memory back at its
-    # start are not met on this 2-core machine; these bounds catch a hung server or a leak per session.
-    assert load_s < 30
-    assert after_mb < baseline_mb + 50 + 15 * sessions
+    memory = [memory_mb(process.pid)]
+    loads = []
+    for _ in range(2):
+        load_s, training_mb = train_together(playwright, chromium, url, sessions, process.pid)
+        assert server_is_idle(process.pid, settle_s=5)   # every training ended with its session
+        loads.append(load_s)
+        memory += [training_mb, memory_mb(process.pid)]
+    print(f"{sessions} sessions, two rounds: page load {loads[0]:.2f} and {loads[1]:.2f} s while they trained; "
+          f"memory (PSS, server and its processes) {' -> '.join(f'{mb:.0f}' for mb in memory)} MB "
+          "(before, while training, after; twice)")
+    assert max(loads) < 3
+    # The first round of this many sessions raises the server's resident level once (the allocator
+    # keeps what it reached; tracemalloc shows Python's own heap back where it was). A second round
+    # must end where the first did: nothing is kept per session.
+    assert memory[4] < memory[2] + 15
