@@ -16,8 +16,8 @@ import pickle
 import sys
 import threading
 import types
-from multiprocessing import forkserver
 from contextlib import contextmanager, suppress
+from multiprocessing import forkserver
 from typing import Callable
 
 import torch
