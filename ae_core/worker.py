@@ -60,8 +60,7 @@ def _without_main_module():
 
 def warm_up() -> None:
     """Start the fork server now (it imports torch in the background), not at the first training."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        _context()
+    if _context().get_start_method() == "forkserver":
         with _without_main_module():
             forkserver.ensure_running()
 
