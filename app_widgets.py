@@ -11,7 +11,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from ae_core import data, reporting
 from ae_core.data import DataUnavailable
 from ae_core.mixing import check_alpha
-from ae_core.training import check_epochs, check_lr
+from ae_core.training import DIVERGED, check_epochs, check_lr
 from ae_core.worker import TrainingFailed
 
 MAX_EPOCHS = 100_000
@@ -85,12 +85,28 @@ def shown_run(name: str) -> dict | None:
     return st.session_state.get(f"{name}_before")
 
 
-def start_run(name: str, run: dict) -> None:
+def _start_run(name: str, run: dict) -> None:
     st.session_state[f"{name}_before"] = shown_run(name)
     st.session_state[name] = run
 
 
-def train_live(run: dict, target_epochs: int, figure: Callable, rate_unit: str, loss_label: str) -> None:
+def train_run(name: str, key, new_run: Callable[[], dict], target_epochs: int, figure: Callable,
+              rate_unit: str, loss_label: str) -> dict | None:
+    """Continue the stored run `name` if it was started with settings `key` and has not diverged, else
+    start `{"key": key, **new_run()}`; train it live (`figure(trainer, target_epochs)` is its chart).
+    Returns the run to show: a run that diverged at once says why and leaves the one before it."""
+    run = shown_run(name)
+    if run is None or run["key"] != key or run["trainer"].status == DIVERGED:
+        _start_run(name, {"key": key, **new_run()})
+    started = st.session_state[name]
+    _train_live(started, target_epochs, lambda target: figure(started["trainer"], target), rate_unit, loss_label)
+    shown = shown_run(name)
+    if shown is not started:
+        st.warning(started["trainer"].message, icon=":material/warning:")
+    return shown
+
+
+def _train_live(run: dict, target_epochs: int, figure: Callable, rate_unit: str, loss_label: str) -> None:
     """Train `run` up to `target_epochs` under a progress bar (rate, time left, loss) and a live chart
     `figure(target_epochs)` redrawn about twice a second. Stop (a rerun) interrupts it between steps;
     everything learned stays in the run. The steps run in a child process, so that this server keeps

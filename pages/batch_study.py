@@ -8,7 +8,7 @@ from ae_core.data import DataUnavailable
 from ae_core.mixing import SEED_ALPHA
 from ae_core.study import MAX_PAIRS, Study, check_pairs, summarize
 from ae_core.training import DIVERGED, FINISHED, SEED_LR
-from app_widgets import MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run, start_run, train_live
+from app_widgets import MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run, train_run
 
 DEFAULT_EPOCHS = 2_000   # about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
 
@@ -82,17 +82,17 @@ def show_results(run: dict) -> None:
 run = shown_run("study")
 settings_key = None if problems else (source, int(chosen["pairs"]), float(chosen["lr"]), float(chosen["alpha"]),
                                       int(chosen["seed"]))
+
+
+def new_study() -> dict:
+    study = Study(source, int(chosen["pairs"]), alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
+    return {"study": study, "trainer": study.trainer, "results_epochs": None}
+
+
 if run_clicked and settings_key is not None:
-    if run is None or run["key"] != settings_key or run["trainer"].status == DIVERGED:
-        study = Study(source, int(chosen["pairs"]), alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
-        start_run("study", {"key": settings_key, "study": study, "trainer": study.trainer, "results_epochs": None})
-    started = st.session_state["study"]
-    train_live(started, int(chosen["epochs"]),
-               lambda target: charts.study_loss_figure(started["trainer"].losses, target),
-               rate_unit="pair-epochs", loss_label="median loss")
-    run = shown_run("study")
-    if run is not started:   # every pair diverged at once; the earlier results stay
-        st.warning(started["trainer"].message, icon=":material/warning:")
+    run = train_run("study", settings_key, new_study, int(chosen["epochs"]),
+                    lambda trainer, target: charts.study_loss_figure(trainer.losses, target),
+                    rate_unit="pair-epochs", loss_label="median loss")
 
 if run is not None:
     trainer = run["trainer"]

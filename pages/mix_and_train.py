@@ -12,7 +12,7 @@ from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment
 from ae_core.mixing import SEED_ALPHA, mix
 from ae_core.training import DIVERGED, FINISHED, SEED_EPOCHS, SEED_LR
-from app_widgets import MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run, start_run, train_live
+from app_widgets import MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run, train_run
 
 SOURCES = {**data.SOURCES, "upload": "Uploaded images"}
 INDEX_KEYS = {MNIST: "mnist_index", CIFAR10: "cifar_index"}
@@ -148,17 +148,17 @@ if ready:
         picture_row({"mnist": mnist.image, "cifar": cifar.image,
                      "mixed": mix(mnist.image, cifar.image, chosen["alpha"])})
 
+
+
+def new_experiment() -> dict:
+    experiment = Experiment(mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
+    return {"experiment": experiment, "trainer": experiment.trainer, "result": None}
+
+
 if train_clicked and ready:
-    if run is None or run["key"] != pair_key or run["trainer"].status == DIVERGED:
-        experiment = Experiment(mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
-        start_run("run", {"key": pair_key, "experiment": experiment, "trainer": experiment.trainer, "result": None})
-    started = st.session_state["run"]
-    train_live(started, int(chosen["epochs"]),
-               lambda target: charts.loss_figure(started["trainer"].loss_history, target),
-               rate_unit="epochs", loss_label="loss")
-    run = shown_run("run")
-    if run is not started:   # it diverged at once; the earlier results stay
-        st.warning(started["trainer"].message, icon=":material/warning:")
+    run = train_run("run", pair_key, new_experiment, int(chosen["epochs"]),
+                    lambda trainer, target: charts.loss_figure(trainer.loss_history, target),
+                    rate_unit="epochs", loss_label="loss")
 
 if run is not None:
     trainer = run["trainer"]
