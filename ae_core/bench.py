@@ -57,18 +57,27 @@ def format_speed(result: dict) -> str:
             f"{result['epochs_per_round']} epochs each, torch threads={result['threads']})")
 
 
-def compare_study_speed(pairs: int, epochs: int = 500, seed: int = 0) -> dict:
-    """A study of `pairs` pairs against the plain loop training the same pairs one after another."""
+def compare_study_speed(pairs: int, epochs: int = 500, rounds: int = 3, seed: int = 0) -> dict:
+    """A study of `pairs` pairs against the plain loop training the same pairs one after another.
+
+    The two alternate for `rounds` rounds, each from the initial weights, and the median of the
+    rounds' ratios is reported: on a shared machine one round of either can be a fifth slower.
+    """
     study = Study("sample", pairs, seed=seed)
-    start = time.perf_counter()
-    for target in study.mixed:
-        plain_notebook_training(target, epochs, seed)
-    plain_s = time.perf_counter() - start
-    start = time.perf_counter()
-    study.train(epochs)
-    study_s = time.perf_counter() - start
-    return {"pairs": pairs, "epochs": epochs, "threads": torch.get_num_threads(),
-            "plain_seconds": plain_s, "study_seconds": study_s, "speedup": plain_s / study_s}
+    plain, batched = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for target in study.mixed:
+            plain_notebook_training(target, epochs, seed)
+        plain.append(time.perf_counter() - start)
+        fresh = Study("sample", pairs, seed=seed)
+        start = time.perf_counter()
+        fresh.train(epochs)
+        batched.append(time.perf_counter() - start)
+    return {"pairs": pairs, "epochs": epochs, "rounds": rounds, "threads": torch.get_num_threads(),
+            "plain_seconds": statistics.median(plain), "study_seconds": statistics.median(batched),
+            "speedup": statistics.median(p / b for p, b in zip(plain, batched)),
+            "speedups": [p / b for p, b in zip(plain, batched)]}
 
 
 def format_study_speed(result: dict) -> str:
@@ -76,4 +85,5 @@ def format_study_speed(result: dict) -> str:
     return (f"K={result['pairs']:<4} {result['epochs']} epochs: plain loop one pair after another "
             f"{result['plain_seconds']:.1f} s ({result['plain_seconds'] / pair_epochs * 1e3:.3f} ms/pair-epoch), "
             f"study {result['study_seconds']:.1f} s ({result['study_seconds'] / pair_epochs * 1e3:.3f} "
-            f"ms/pair-epoch): {result['speedup']:.2f}x")
+            f"ms/pair-epoch): {result['speedup']:.2f}x (median of {result['rounds']} alternating rounds: "
+            f"{', '.join(f'{ratio:.2f}x' for ratio in result['speedups'])})")

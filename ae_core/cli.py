@@ -134,7 +134,7 @@ def _study(args) -> None:
 def _bench(args) -> None:
     if args.pairs:
         for pairs in args.pairs:
-            print(bench.format_study_speed(bench.compare_study_speed(pairs, args.epochs)))
+            print(bench.format_study_speed(bench.compare_study_speed(pairs, args.epochs, args.rounds)))
     else:
         print(bench.format_speed(bench.compare_speed(args.epochs, args.rounds)))
 

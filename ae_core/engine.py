@@ -3,19 +3,25 @@
 Why not autograd and torch.optim.Adam? The network is tiny (0.2 M parameters, about 10 MFLOP a step),
 so a plain PyTorch step on a CPU is mostly framework overhead: slow-path convolutions refilling
 buffers, autograd bookkeeping and a Python-level Adam over twelve tensors. Here every convolution is
-one unfold/fold plus one batched matmul into a buffer allocated once, a step replays a recorded list
-of those kernel calls (no views or temporaries are made per step), gradients go straight into one
-flat buffer, and Adam is one fused call over that buffer. `python -m ae_core bench` measures the
-gain; `tests/test_engine.py` checks the gradients against autograd and the trajectory against
+one batched matmul plus strided copies or adds between buffers allocated once, a step replays a
+recorded list of those kernel calls (no views or temporaries are made per step), gradients go straight
+into one flat buffer, and Adam is one fused call per lane. `python -m ae_core bench` measures the gain;
+`tests/test_engine.py` checks the gradients against autograd and the trajectory against
 `Autoencoder` + `torch.optim.Adam`.
 
 Model k owns row k of every buffer: its own weights, gradients and Adam moments, so the K models
-learn exactly as K separate runs would while sharing every kernel call (issue: batch study).
+learn exactly as K separate runs would while sharing kernel calls (issue: batch study). On a CPU the
+models are split into lanes of a few models, and one thread per core takes lanes in turn, each for
+all the steps of a call: the kernels are too small to split one across cores, lanes never touch each
+other's rows, and a lane's weights stay in cache while it steps.
 
 Shapes below are for one model; each tensor has a leading K. Weights are viewed as 2-D matrices
 (out, in*k*k) for convolutions and (in, out*k*k) for transposed ones, their state_dict layout.
 """
+import os
+import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import torch
@@ -26,28 +32,64 @@ IMAGE_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 
+# Small lanes keep a model's 7x7 weights and their gradients in cache from forward to backward (a
+# lane steps many times in a row); larger ones spread each kernel call's overhead over more models.
+# At K = 16 on two cores, lanes of 2, 3, 4 and 8 models took 0.348, 0.330, 0.316 and 0.360 ms per
+# model-step (medians of 6 interleaved rounds; the README's Speed section).
+MODELS_PER_LANE = 4
+
 _aten = torch.ops.aten
 
 
-def _relu_backward_(grad: torch.Tensor, activation: torch.Tensor) -> None:
-    _aten.threshold_backward.grad_input(grad, activation, 0.0, grad_input=grad)
+def cpu_count() -> int:
+    """The cores this process may run on (a container's affinity mask, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _unfold_3x3_stride2(image: torch.Tensor, out: torch.Tensor) -> None:
-    _aten.im2col.out(image, (3, 3), (1, 1), (1, 1), (2, 2), out=out)
+_lane_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _lane_pool
+    if _lane_pool is None:
+        _lane_pool = ThreadPoolExecutor(max(1, cpu_count() - 1), thread_name_prefix="ae_core lane")
+    return _lane_pool
+
+
+def _relu_backward(grad: torch.Tensor, activation: torch.Tensor, out: torch.Tensor) -> None:
+    # `activation` may be the input or the output of the ReLU: both are positive at the same places.
+    _aten.threshold_backward.grad_input(grad, activation, 0.0, grad_input=out)
+
+
+def _padded(k: int, channels: int, size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A zeroed (K, C, size+2, size+2) map and the view of its interior: a 3x3 window's padding."""
+    padded = torch.zeros(k, channels, size + 2, size + 2, device=device)
+    return padded, padded[:, :, 1:size + 1, 1:size + 1]
+
+
+def _windows_3x3_stride2(padded: torch.Tensor) -> torch.Tensor:
+    """A view of the stride-2 3x3 windows of a padded map, shaped (K, C, 3, 3, out, out) like im2col's
+    columns. Copying it is a few times faster than `im2col`, which loops element by element."""
+    k, channels, size, _ = padded.shape
+    out = (size - 2) // 2
+    s_k, s_c, s_h, s_w = padded.stride()
+    return padded.as_strided((k, channels, 3, 3, out, out), (s_k, s_c, s_h, s_w, 2 * s_h, 2 * s_w))
 
 
 def _fold_3x3_stride2(columns: torch.Tensor, size: int, out: torch.Tensor) -> None:
     _aten.col2im.out(columns, (size, size), (3, 3), (1, 1), (1, 1), (2, 2), out=out)
 
 
-def _fold_7x7(columns: torch.Tensor, out: torch.Tensor) -> None:
-    _aten.col2im.out(columns, (8, 8), (7, 7), (1, 1), (0, 0), (1, 1), out=out)
-
-
 def _windows_7x7(maps: torch.Tensor) -> torch.Tensor:
     """A view of the four 7x7 windows of (K, C, 8, 8) maps, shaped like rows of `F.unfold(maps, 7)`ᵀ."""
     return maps.unfold(2, 7, 1).unfold(3, 7, 1).permute(0, 2, 3, 1, 4, 5)
+
+
+def _fold_7x7(rows: torch.Tensor, maps: torch.Tensor) -> list:
+    """Kernel calls that add (K, 4, C*49) rows, one per 2x2 output position, onto (K, C, 8, 8) maps."""
+    windows = rows.view(len(rows), 2, 2, -1, 7, 7)
+    return [partial(torch.add, maps[:, :, r:r + 7, c:c + 7], windows[:, r, c], out=maps[:, :, r:r + 7, c:c + 7])
+            for r in range(2) for c in range(2)]
 
 
 class StackedAutoencoders:
@@ -57,35 +99,34 @@ class StackedAutoencoders:
         self.names = list(Autoencoder().state_dict())
         self.shapes = [state_dicts[0][name].shape for name in self.names]
         self.lr = lr
-        self.k = k = len(state_dicts)
+        self.k = len(state_dicts)
         self.params = torch.stack([torch.cat([sd[name].reshape(-1) for name in self.names])
                                    for sd in state_dicts]).to(device=device, dtype=torch.float32)
         self.grads = torch.zeros_like(self.params)
         self.exp_avg = torch.zeros_like(self.params)
         self.exp_avg_sq = torch.zeros_like(self.params)
         self.steps_done = torch.zeros((), device=self.params.device)  # fused Adam wants a float tensor
-        # Buffers are only ever updated in place, so these views stay valid (and slicing is not free).
-        self.weights, self.weight_grads = self._views(self.params), self._views(self.grads)
-        self._images: torch.Tensor | None = None
-        self.forward_plan = self.backward_plan = ()   # built on first use: a trainer may only ever step elsewhere
+        self._lanes: list[_Lane] = []   # built on first use: a trainer may only ever step elsewhere
 
     @property
     def device(self) -> torch.device:
         return self.params.device
 
-    def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+    def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """Per-layer views of a (K, parameters) buffer: (K, out, rest) for weights, (K, n) for biases."""
         views, offset = [], 0
         for shape in self.shapes:
             size = shape.numel()
             block = flat[:, offset:offset + size]
-            views.append(block.view(self.k, shape[0], -1) if len(shape) > 1 else block)
+            views.append(block.view(len(flat), shape[0], -1) if len(shape) > 1 else block)
             offset += size
         return views
 
     # -- state, in Autoencoder's format -------------------------------------------------------------
     def state_dict(self, index: int = 0) -> OrderedDict:
-        return OrderedDict((name, view[index].reshape(shape).detach().cpu().clone())
-                           for name, view, shape in zip(self.names, self.weights, self.shapes))
+        return OrderedDict((name, view[0].reshape(shape).detach().cpu().clone())
+                           for name, view, shape in zip(self.names, self.views(self.params[index:index + 1]),
+                                                        self.shapes))
 
     # -- crossing a process boundary (worker.py) -----------------------------------------------------
     def state_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -102,60 +143,123 @@ class StackedAutoencoders:
         self.__init__([blank] * state["k"], state["lr"], state["device"])
         self.steps_done.fill_(state["steps_done"])
 
-    # -- forward and backward ------------------------------------------------------------------------
-    def _build_plan(self) -> None:
-        """Records the kernel calls of one forward and one backward pass on the buffers, once.
+    # -- stepping, lane by lane -----------------------------------------------------------------------
+    def _on_each_lane(self, work) -> None:
+        """Run `work(lane)` for every lane, on as many threads as there are cores (lanes never share
+        a row, so any thread may take any lane); returns when all are done."""
+        if not self._lanes:
+            lanes = max(-(-self.k // MODELS_PER_LANE), min(self.k, cpu_count())) if self.device.type == "cpu" else 1
+            bounds = [self.k * lane // lanes for lane in range(lanes + 1)]
+            self._lanes = [_Lane(self, slice(lo, hi)) for lo, hi in zip(bounds, bounds[1:])]
+        queue, take = iter(self._lanes), threading.Lock()
 
-        On a CPU, creating the views and temporaries of a step cost more time than its arithmetic, so
-        a step only replays these calls; every intermediate has a buffer allocated here.
-        """
-        k, call = self.k, partial
-        w1, b1, w2, b2, w3, b3, w4, b4, w5, b5, w6, b6 = self.weights
-        g_w1, g_b1, g_w2, g_b2, g_w3, g_b3, g_w4, g_b4, g_w5, g_b5, g_w6, g_b6 = self.weight_grads
+        def work_through_queue() -> None:
+            while True:
+                with take:
+                    lane = next(queue, None)
+                if lane is None:
+                    return
+                work(lane)
+
+        others = [_pool().submit(work_through_queue) for _ in range(min(cpu_count(), len(self._lanes)) - 1)]
+        try:
+            work_through_queue()
+        finally:
+            for other in others:   # a lane's buffers are in use until its work returns
+                other.result()
+
+    def gradients(self, targets: torch.Tensor) -> torch.Tensor:
+        """Fill `self.grads` for `targets` (K, 3, 32, 32) without stepping; returns each model's loss."""
+        losses = torch.empty(self.k, device=self.device)
+        self._on_each_lane(lambda lane: lane.gradients(targets, losses))
+        return losses
+
+    def steps(self, targets: torch.Tensor, count: int) -> torch.Tensor:
+        """`count` Adam steps of every model on its own target; returns the (count, K) losses, each
+        before its step. Each lane takes all its steps in a row while its weights are in cache."""
+        losses = torch.empty(count, self.k, device=self.device)
+        self._on_each_lane(lambda lane: lane.steps(targets, losses, self.steps_done))
+        self.steps_done += count
+        return losses
+
+    def step(self, targets: torch.Tensor) -> torch.Tensor:
+        """One Adam step of every model on its own target; returns the K losses before the step."""
+        return self.steps(targets, 1)[0]
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """Each model's output for its image in `images` (K, 3, 32, 32), as a new tensor."""
+        outputs = torch.empty(self.k, *IMAGE_SHAPE, device=self.device)
+        self._on_each_lane(lambda lane: outputs[lane.rows].copy_(lane.forward(images)))
+        return outputs
+
+
+class _Lane:
+    """The models in `rows` of a stack, with the buffers and recorded kernel calls of their steps.
+
+    On a CPU, creating the views and temporaries of a step cost more time than its arithmetic, so a
+    step only replays calls recorded here once; every intermediate has a buffer allocated here.
+    """
+
+    def __init__(self, stack: StackedAutoencoders, rows: slice) -> None:
+        self.stack, self.rows = stack, rows
+        self.k = k = rows.stop - rows.start
+        self.params, self.grads = stack.params[rows], stack.grads[rows]
+        self.exp_avg, self.exp_avg_sq = stack.exp_avg[rows], stack.exp_avg_sq[rows]
+        self.steps_done = torch.zeros_like(stack.steps_done)   # lanes may be steps apart within a call
+        self._images: torch.Tensor | None = None
+        call, device = partial, stack.device
+        w1, b1, w2, b2, w3, b3, w4, b4, w5, b5, w6, b6 = stack.views(self.params)
+        g_w1, g_b1, g_w2, g_b2, g_w3, g_b3, g_w4, g_b4, g_w5, g_b5, g_w6, g_b6 = stack.views(self.grads)
 
         def buffer(*shape: int) -> torch.Tensor:
-            return torch.empty(k, *shape, device=self.device)
+            return torch.empty(k, *shape, device=device)
 
-        # Activations (a), unfolded columns (c) and their gradients (d, dc); shapes are per model.
+        # Activations (a), unfolded columns (c), gradients (d, dc) and maps with a zero border for 3x3
+        # windows (p, e, q; `_in` is the interior); shapes are per model.
         self.x, self.y = buffer(3, 32, 32), buffer(3, 32, 32)
         c1, a1, c2, a2 = buffer(27, 256), buffer(16, 256), buffer(144, 64), buffer(32, 64)
-        c3, z3, c4, a4 = buffer(4, 1568), buffer(4, 64), buffer(4, 1568), buffer(32, 64)
-        c5, a5, c6, d6 = buffer(144, 64), buffer(16, 256), buffer(27, 256), buffer(3, 32, 32)
+        c3, z3, c4, a4 = buffer(4, 1568), buffer(4, 64), buffer(4, 1568), buffer(32, 8, 8)
+        c5, a5, c6 = buffer(144, 64), buffer(16, 256), buffer(27, 256)
         dc6, d5, dc5, d4 = buffer(27, 256), buffer(16, 256), buffer(144, 64), buffer(32, 64)
-        dc4, d3, dc3, d2 = buffer(4, 1568), buffer(4, 64), buffer(4, 1568), buffer(32, 64)
+        dc4, d3, dc3, d2 = buffer(4, 1568), buffer(4, 64), buffer(4, 1568), buffer(32, 8, 8)
         dc2, d1 = buffer(144, 64), buffer(16, 256)
-        self.error = d6
-        self.unfold_input = call(_unfold_3x3_stride2, self.x, c1)   # the same image every epoch: once
+        p1, p1_in = _padded(k, 16, 16, device)    # relu(a1), for conv2's windows
+        e6, e6_in = _padded(k, 3, 32, device)     # the error, then its gradient, for deconv6's windows
+        q5, q5_in = _padded(k, 16, 16, device)    # d5 through the ReLU, for deconv5's windows
+        maps = (k, 16, 16, 16)
+        self.error = e6_in
+        self.unfold_input = call(_aten.im2col.out, self.x, (3, 3), (1, 1), (1, 1), (2, 2), out=c1)  # once per image
         self.forward_plan = (
-            call(torch.baddbmm, b1.unsqueeze(2), w1, c1, out=a1), call(torch.relu_, a1),   # (16, 16*16)
-            call(_unfold_3x3_stride2, a1.view(k, 16, 16, 16), c2),                          # (144, 8*8)
+            call(torch.baddbmm, b1.unsqueeze(2), w1, c1, out=a1),                          # (16, 16*16)
+            call(torch.clamp_min, a1.view(maps), 0.0, out=p1_in),                          # ReLU
+            call(c2.view(k, 16, 3, 3, 8, 8).copy_, _windows_3x3_stride2(p1)),              # (144, 8*8)
             call(torch.baddbmm, b2.unsqueeze(2), w2, c2, out=a2), call(torch.relu_, a2),   # (32, 8*8)
             # With only 4 output positions, MKL is several times faster when positions are the rows.
             call(c3.view(k, 2, 2, 32, 7, 7).copy_, _windows_7x7(a2.view(k, 32, 8, 8))),     # (4, 1568)
             call(torch.baddbmm, b3.unsqueeze(1), c3, w3.transpose(1, 2), out=z3),          # (4, 64) latent
             call(torch.bmm, z3, w4, out=c4),                                               # (4, 1568)
-            call(_fold_7x7, c4.transpose(1, 2), a4.view(k, 32, 8, 8)),
-            call(torch.add, a4, b4.unsqueeze(2), out=a4), call(torch.relu_, a4),           # (32, 8*8)
-            call(torch.bmm, w5.transpose(1, 2), a4, out=c5),                               # (144, 8*8)
-            call(_fold_3x3_stride2, c5, 16, a5.view(k, 16, 16, 16)),
+            call(a4.copy_, b4.view(k, 32, 1, 1).expand(k, 32, 8, 8)), *_fold_7x7(c4, a4),
+            call(torch.relu_, a4),                                                         # (32, 8, 8)
+            call(torch.bmm, w5.transpose(1, 2), a4.view(k, 32, 64), out=c5),               # (144, 8*8)
+            call(_fold_3x3_stride2, c5, 16, a5.view(maps)),
             call(torch.add, a5, b5.unsqueeze(2), out=a5), call(torch.relu_, a5),           # (16, 16*16)
             call(torch.bmm, w6.transpose(1, 2), a5, out=c6),                               # (27, 16*16)
             call(_fold_3x3_stride2, c6, 32, self.y),
             call(torch.add, self.y, b6.view(k, 3, 1, 1), out=self.y), call(torch.sigmoid_, self.y),
-            call(torch.sub, self.y, self.x, out=d6),                                       # the error
+            call(torch.sub, self.y, self.x, out=e6_in),                                    # the error
         )
-        # d(mean squared error)/d(params) of each model into `self.grads`, from the error in d6.
+        # d(mean squared error)/d(params) of each model into its rows of the stack's grads.
         self.backward_plan = (
-            call(torch.mul, d6, 2.0 / IMAGE_SIZE, out=d6),
-            call(_aten.sigmoid_backward.grad_input, d6, self.y, grad_input=d6),
-            call(torch.sum, d6, (2, 3), out=g_b6),
-            call(_unfold_3x3_stride2, d6, dc6),
+            call(torch.mul, e6_in, 2.0 / IMAGE_SIZE, out=e6_in),
+            call(_aten.sigmoid_backward.grad_input, e6_in, self.y, grad_input=e6_in),
+            call(torch.sum, e6_in, (2, 3), out=g_b6),
+            call(dc6.view(k, 3, 3, 3, 16, 16).copy_, _windows_3x3_stride2(e6)),
             call(torch.bmm, a5, dc6.transpose(1, 2), out=g_w6),
-            call(torch.bmm, w6, dc6, out=d5), call(_relu_backward_, d5, a5),
-            call(torch.sum, d5, 2, out=g_b5),
-            call(_unfold_3x3_stride2, d5.view(k, 16, 16, 16), dc5),
-            call(torch.bmm, a4, dc5.transpose(1, 2), out=g_w5),
-            call(torch.bmm, w5, dc5, out=d4), call(_relu_backward_, d4, a4),
+            call(torch.bmm, w6, dc6, out=d5), call(_relu_backward, d5.view(maps), a5.view(maps), q5_in),
+            call(torch.sum, q5_in, (2, 3), out=g_b5),
+            call(dc5.view(k, 16, 3, 3, 8, 8).copy_, _windows_3x3_stride2(q5)),
+            call(torch.bmm, a4.view(k, 32, 64), dc5.transpose(1, 2), out=g_w5),
+            call(torch.bmm, w5, dc5, out=d4), call(_relu_backward, d4, a4.view(k, 32, 64), d4),
             call(torch.sum, d4, 2, out=g_b4),
             call(dc4.view(k, 2, 2, 32, 7, 7).copy_, _windows_7x7(d4.view(k, 32, 8, 8))),
             call(torch.bmm, z3.transpose(1, 2), dc4, out=g_w4),
@@ -163,45 +267,38 @@ class StackedAutoencoders:
             call(torch.sum, d3, 1, out=g_b3),
             call(torch.bmm, d3.transpose(1, 2), c3, out=g_w3),
             call(torch.bmm, d3, w3, out=dc3),
-            call(_fold_7x7, dc3.transpose(1, 2), d2.view(k, 32, 8, 8)), call(_relu_backward_, d2, a2),
-            call(torch.sum, d2, 2, out=g_b2),
-            call(torch.bmm, d2, c2.transpose(1, 2), out=g_w2),
-            call(torch.bmm, w2.transpose(1, 2), d2, out=dc2),
-            call(_fold_3x3_stride2, dc2, 16, d1.view(k, 16, 16, 16)), call(_relu_backward_, d1, a1),
+            call(d2.zero_), *_fold_7x7(dc3, d2),
+            call(_relu_backward, d2.view(k, 32, 64), a2, d2.view(k, 32, 64)),
+            call(torch.sum, d2.view(k, 32, 64), 2, out=g_b2),
+            call(torch.bmm, d2.view(k, 32, 64), c2.transpose(1, 2), out=g_w2),
+            call(torch.bmm, w2.transpose(1, 2), d2.view(k, 32, 64), out=dc2),
+            call(_fold_3x3_stride2, dc2, 16, d1.view(maps)), call(_relu_backward, d1, a1, d1),
             call(torch.sum, d1, 2, out=g_b1),
             call(torch.bmm, d1, c1.transpose(1, 2), out=g_w1),
         )
 
-    def _forward(self, images: torch.Tensor) -> None:
-        """Fills `self.y` with each model's output for its image and `self.error` with y - images."""
-        if not self.forward_plan:
-            self._build_plan()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Fills `self.y` with each model's output for its row of `images` and `self.error` with y - images."""
         if self._images is not images:
-            self.x.copy_(images)
+            self.x.copy_(images[self.rows])
             self.unfold_input()
             self._images = images
         for kernel_call in self.forward_plan:
             kernel_call()
+        return self.y
 
-    def gradients(self, targets: torch.Tensor) -> torch.Tensor:
-        """Fill `self.grads` for `targets` (K, 3, 32, 32) without stepping; returns each model's loss."""
-        self._forward(targets)
-        losses = self.error.square().mean((1, 2, 3))
+    def gradients(self, targets: torch.Tensor, losses: torch.Tensor) -> None:
+        self.forward(targets)
+        torch.mean(self.error.square(), (1, 2, 3), out=losses[self.rows])
         for kernel_call in self.backward_plan:
             kernel_call()
-        return losses
 
-    def step(self, targets: torch.Tensor) -> torch.Tensor:
-        """One Adam step of every model on its own target; returns the K losses before the step."""
-        losses = self.gradients(targets)
-        self.steps_done += 1
-        torch._fused_adam_([self.params], [self.grads], [self.exp_avg], [self.exp_avg_sq], [],
-                           [self.steps_done], amsgrad=False, lr=self.lr, beta1=ADAM_BETAS[0],
-                           beta2=ADAM_BETAS[1], weight_decay=0.0, eps=ADAM_EPS, maximize=False)
-        return losses
-
-    @torch.no_grad()
-    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        """Each model's output for its image in `images` (K, 3, 32, 32), as a new tensor."""
-        self._forward(images)
-        return self.y.clone()
+    def steps(self, targets: torch.Tensor, losses: torch.Tensor, steps_done: torch.Tensor) -> None:
+        """len(losses) steps; `steps_done` is the stack's count before them."""
+        self.steps_done.copy_(steps_done)
+        for step_losses in losses:
+            self.gradients(targets, step_losses)
+            self.steps_done += 1
+            torch._fused_adam_([self.params], [self.grads], [self.exp_avg], [self.exp_avg_sq], [],
+                               [self.steps_done], amsgrad=False, lr=self.stack.lr, beta1=ADAM_BETAS[0],
+                               beta2=ADAM_BETAS[1], weight_decay=0.0, eps=ADAM_EPS, maximize=False)

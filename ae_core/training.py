@@ -6,7 +6,7 @@ done in total, so calling it again after a stop (or with a larger number) contin
 import math
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,7 +20,10 @@ SEED_EPOCHS = 10_000
 SEED_LR = 1e-3
 
 FINISHED, STOPPED, DIVERGED = "finished", "stopped", "diverged"
-MIN_MODELS_FOR_THREADS = 32
+# Each call into the engine runs this long at most (after the first), so that Stop and progress
+# reports are prompt, and long enough for each lane to keep its weights in cache over many steps.
+STEPS_CALL_S = 0.1
+MAX_STEPS_PER_CALL = 256
 
 
 def check_epochs(epochs) -> int:
@@ -50,7 +53,8 @@ _threads_before = 0
 
 @contextmanager
 def one_cpu_thread():
-    """Kernels this small lose more to thread hand-offs than they gain from a second core.
+    """Kernels this small lose more to thread hand-offs than they gain from a second core (the engine
+    puts the other cores to work on other models).
 
     torch's thread count is process-wide, so concurrent trainings (two app sessions) share one
     setting: the first to enter sets it, the last to leave restores it.
@@ -146,18 +150,24 @@ class BatchTrainer:
             return self.status
         start, started_at = self.epochs_done, time.perf_counter()
         pending: list[torch.Tensor] = []   # losses not yet read back: reading each one would sync a GPU
+        queued, steps_per_call = 0, 1
         next_report = started_at + report_every_s
         self.status = STOPPED
         self._checkpoint = (self.epochs_done, self.engine.params.clone())   # every model still in it is finite
         self._checkpointed_at, self._checkpoint_cost = started_at, 0.0
         try:
-            # A second core only pays once the kernels are big enough to split.
-            with one_cpu_thread() if self.k < MIN_MODELS_FOR_THREADS else nullcontext():
-                while self.epochs_done + len(pending) < epochs:
+            with one_cpu_thread():
+                while self.epochs_done + queued < epochs:
                     if should_stop is not None and should_stop():
                         break
-                    pending.append(self.engine.step(self.targets))
+                    count = min(steps_per_call, epochs - self.epochs_done - queued)
+                    call_started = time.perf_counter()
+                    pending.append(self.engine.steps(self.targets, count))
+                    queued += count
+                    seconds_per_step = (time.perf_counter() - call_started) / count
+                    steps_per_call = max(1, min(MAX_STEPS_PER_CALL, int(STEPS_CALL_S / seconds_per_step)))
                     if time.perf_counter() >= next_report:
+                        queued = 0
                         if not self._flush(pending):
                             break
                         self._report(on_progress, epochs, start, started_at)
@@ -175,7 +185,7 @@ class BatchTrainer:
 
     def _flush(self, pending: list[torch.Tensor]) -> bool:
         """Move pending losses into `losses`; False once every model has diverged."""
-        chunk = torch.stack(pending).cpu()
+        chunk = torch.cat(pending).cpu()
         pending.clear()
         first_epoch = self.epochs_done + 1
         self.losses = torch.cat([self.losses, chunk])

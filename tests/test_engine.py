@@ -51,3 +51,16 @@ def test_state_dict_round_trips_into_the_reference_module(target):
     model.load_state_dict(engine.state_dict(0))
     with torch.no_grad():
         assert torch.allclose(model(target.unsqueeze(0)), engine.reconstruct(target.unsqueeze(0)), atol=1e-6)
+
+
+def test_many_steps_in_one_call_over_lanes_and_threads_equal_single_steps():
+    """`steps(n)` runs each lane's n steps in a row on whichever thread takes it; the result must not
+    depend on that order: bit-identical to n calls of one step."""
+    targets = torch.rand(9, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    states = [initial_autoencoder(s).state_dict() for s in range(9)]
+    chunked, stepped = StackedAutoencoders(states, lr=1e-3), StackedAutoencoders(states, lr=1e-3)
+    losses = torch.cat([chunked.steps(targets, 7), chunked.steps(targets, 5)])
+    assert len(chunked._lanes) > 1   # 9 models do not fit one lane
+    assert torch.equal(losses, torch.stack([stepped.step(targets) for _ in range(12)]))
+    assert all(torch.equal(a, b) for a, b in zip(chunked.state_tensors(), stepped.state_tensors()))
+    assert int(chunked.steps_done) == int(stepped.steps_done) == 12

@@ -61,10 +61,12 @@ def test_a_study_pair_scores_what_a_single_experiment_on_it_scores():
 
 def test_a_stopped_study_keeps_its_pairs_results_and_continues():
     study = Study("sample", pairs=4, seed=0)
-    polls = iter(range(10**6))
-    assert study.train(200, should_stop=lambda: next(polls) >= 30) == STOPPED
-    assert study.trainer.epochs_done == 30 and len(study.results()) == 4
-    assert study.train(60) == FINISHED and study.trainer.epochs_done == 60
+    reports = []
+    assert study.train(2000, on_progress=reports.append, report_every_s=0.0,
+                       should_stop=lambda: len(reports) >= 3) == STOPPED
+    stopped_at = study.trainer.epochs_done
+    assert 0 < stopped_at < 2000 and reports[-1].epoch == stopped_at and len(study.results()) == 4
+    assert study.train(stopped_at + 20) == FINISHED and study.trainer.epochs_done == stopped_at + 20
 
 
 def test_summary_holds_each_metrics_distribution():

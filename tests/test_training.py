@@ -4,7 +4,7 @@ import threading
 import pytest
 import torch
 
-from ae_core.training import DIVERGED, FINISHED, STOPPED, Trainer
+from ae_core.training import DIVERGED, FINISHED, MAX_STEPS_PER_CALL, STOPPED, Trainer
 
 
 def test_same_seed_gives_the_same_loss_history(target):
@@ -18,13 +18,15 @@ def test_same_seed_gives_the_same_loss_history(target):
 
 def test_stop_keeps_what_was_learned_and_continuing_matches_an_uninterrupted_run(target):
     whole = Trainer(target, seed=0, device="cpu")
-    assert whole.train(300) == FINISHED
-    polls = iter(range(10**6))
+    assert whole.train(600) == FINISHED
+    reports = []
     parted = Trainer(target, seed=0, device="cpu")
-    assert parted.train(300, should_stop=lambda: next(polls) >= 120) == STOPPED
-    assert parted.epochs_done == 120
-    assert parted.loss_history == whole.loss_history[:120]
-    assert parted.train(300) == FINISHED
+    # Stop is polled between the engine's calls, each at most MAX_STEPS_PER_CALL steps.
+    assert parted.train(600, on_progress=reports.append, report_every_s=0.0,
+                        should_stop=lambda: len(reports) >= 2) == STOPPED
+    assert 0 < parted.epochs_done <= 1 + MAX_STEPS_PER_CALL
+    assert parted.loss_history == whole.loss_history[:parted.epochs_done]
+    assert parted.train(600) == FINISHED
     assert parted.loss_history == whole.loss_history
     assert torch.equal(parted.reconstruction(), whole.reconstruction())
 
