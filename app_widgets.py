@@ -59,7 +59,7 @@ def download_panel(key: str) -> None:
             st.rerun()
 
 
-def _client_gone() -> Callable[[], bool]:
+def client_gone() -> Callable[[], bool]:
     """A `should_stop` poll for training: true once no browser is connected to this session.
 
     Streamlit keeps a disconnected session running for `server.disconnectedSessionTTL` (two minutes)
@@ -125,7 +125,7 @@ def _train_live(run: dict, target_epochs: int, figure: Callable, rate_unit: str,
         chart.plotly_chart(figure(progress.target_epochs), key=f"live_loss_{next(redraws)}")
 
     try:
-        trainer.train(target_epochs, on_progress=show, should_stop=_client_gone(), report_every_s=0.45,
+        trainer.train(target_epochs, on_progress=show, should_stop=client_gone(), report_every_s=0.45,
                       in_child_process=True)
     except TrainingFailed as error:
         st.error(str(error), icon=":material/error:")

@@ -75,3 +75,31 @@ def score_figures(rows: list[dict], metric: str) -> tuple[go.Figure, go.Figure]:
     histograms.update_layout(title=f"{title} histogram", xaxis_title=title, yaxis_title="pairs", height=360,
                              margin=margin, barmode="overlay")
     return boxes, histograms
+
+
+def sweep_figures(points: list, setting: str) -> tuple[go.Figure, go.Figure]:
+    """Box plots of PSNR and of SSIM against the swept value (`setting` names it), one box per value
+    (and dataset, for SSIM; the two datasets' PSNRs are equal), the seed's values dashed."""
+    labels = [f"{point.value:g}" for point in points]
+    psnr, ssim = go.Figure(), go.Figure()
+    for dataset, colour in (("mnist", INDIGO), ("cifar", "#0d9488")):
+        for figure, metric in ((ssim, "ssim"), (psnr, "psnr")):
+            if figure is psnr and dataset == "cifar":
+                continue
+            x = [label for label, point in zip(labels, points) for _ in point.scores[dataset][metric]]
+            y = [value for point in points for value in point.scores[dataset][metric]]
+            figure.add_trace(go.Box(x=x, y=y, name=DATASET_TITLES[dataset] if figure is ssim else "both datasets",
+                                    boxpoints="all", jitter=0.4, pointpos=0, marker={"color": colour, "size": 4},
+                                    line={"color": colour}))
+        seed = SEED_RESULTS[dataset][SEED_KEYS["ssim"]]
+        ssim.add_hline(y=seed, line_dash="dash", line_color=SEED_RED,
+                       annotation_text=f"seed {DATASET_TITLES[dataset]} {seed:g}",
+                       annotation_position="top left" if dataset == "mnist" else "bottom right")
+    seed_psnr = SEED_RESULTS["mnist"][SEED_KEYS["psnr"]]
+    psnr.add_hline(y=seed_psnr, line_dash="dash", line_color=SEED_RED, annotation_text=f"seed {seed_psnr:g} dB")
+    margin = {"l": 10, "r": 10, "t": 40, "b": 10}
+    for figure, metric in ((psnr, "psnr"), (ssim, "ssim")):
+        figure.update_layout(title=f"{METRIC_TITLES[metric]} against {setting}", xaxis_title=setting,
+                             yaxis_title=METRIC_TITLES[metric], height=360, margin=margin, boxmode="group",
+                             xaxis_type="category")
+    return psnr, ssim

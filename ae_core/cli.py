@@ -1,4 +1,4 @@
-"""Command line: `python -m ae_core run|study|bench ...`. Bad input ends with one line on stderr and exit 2."""
+"""Command line: `python -m ae_core run|study|sweep|bench ...`. Bad input ends with one line on stderr and exit 2."""
 import argparse
 import json
 import math
@@ -8,6 +8,7 @@ from . import bench, data, reporting
 from .experiment import Experiment
 from .mixing import SEED_ALPHA
 from .study import MAX_PAIRS, Study, check_pairs, summarize
+from .sweep import SWEEPABLE, Sweep, parse_values
 from .training import SEED_EPOCHS, SEED_LR, check_epochs, check_lr
 
 
@@ -73,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(study)
     study.add_argument("--json", metavar="PATH", help="write settings, every pair's scores and the summary")
 
+    sweep = commands.add_parser("sweep", help="the same pairs at several learning rates or epoch counts")
+    sweep.add_argument("--pairs", type=_pairs, required=True, help=f"how many pairs, 1 to {MAX_PAIRS}")
+    sweep.add_argument("--over", choices=list(SWEEPABLE), required=True, help="the setting to vary")
+    sweep.add_argument("--values", nargs="+", required=True, metavar="V", help="its values, e.g. 3e-4 1e-3 3e-3")
+    _add_training_options(sweep)
+    sweep.add_argument("--json", metavar="PATH", help="write settings and every value's scores per pair")
+
     speed = commands.add_parser("bench", help="compare training speed with the plain notebook loop")
     speed.add_argument("--epochs", type=_positive_int, default=1000)
     speed.add_argument("--rounds", type=_positive_int, default=5)
@@ -131,6 +139,20 @@ def _study(args) -> None:
             json.dump(reporting.study_report(study, results, summary, args.epochs), out, indent=1)
 
 
+def _sweep(args) -> None:
+    _download_if_asked(args)
+    sweep = Sweep(args.over, parse_values(args.over, " ".join(args.values)), args.source, args.pairs, epochs=args.epochs, lr=args.lr, alpha=args.alpha,
+                  seed=args.seed)
+    held = f"lr {args.lr:g}" if args.over == "epochs" else f"{args.epochs} epochs"
+    print(f"Sweeping {SWEEPABLE[args.over]} over {', '.join(f'{v:g}' for v in sweep.values)} for {args.pairs} "
+          f"pairs from the {args.source} source ({held}, alpha {args.alpha:g}, seed {args.seed})")
+    sweep.run()
+    print(reporting.format_sweep_table(sweep))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(reporting.sweep_report(sweep), out, indent=1)
+
+
 def _bench(args) -> None:
     if args.pairs:
         for pairs in args.pairs:
@@ -142,7 +164,7 @@ def _bench(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        {"run": _run, "study": _study, "bench": _bench}[args.command](args)
+        {"run": _run, "study": _study, "sweep": _sweep, "bench": _bench}[args.command](args)
     except (ValueError, IndexError, OSError, data.DataUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

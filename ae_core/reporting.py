@@ -9,6 +9,7 @@ from PIL import Image
 
 from .experiment import Experiment, PairResult
 from .study import SCORES, Study
+from .sweep import SWEEPABLE, Sweep
 
 SEED_ARCHITECTURE = json.loads(Path(__file__).with_name("seed_architecture.json").read_text())
 SEED_RESULTS = {"mnist": SEED_ARCHITECTURE["reported_results"]["MNIST"],
@@ -143,3 +144,31 @@ def study_report(study: Study, results: list[PairResult], summary: dict, epochs:
         "summary": summary,
         "seed_reported": SEED_RESULTS,
     }
+
+
+def sweep_rows(sweep: Sweep) -> list[dict]:
+    """One row per value done: PSNR (the same for both datasets) and both SSIMs over the pairs."""
+    return [{SWEEPABLE[sweep.over].capitalize(): point.value,
+             "PSNR mean (dB)": point.summary["mnist"]["psnr"]["mean"],
+             "PSNR std": point.summary["mnist"]["psnr"]["std"],
+             "PSNR median": point.summary["mnist"]["psnr"]["median"],
+             "SSIM MNIST mean": point.summary["mnist"]["ssim"]["mean"],
+             "SSIM CIFAR-10 mean": point.summary["cifar"]["ssim"]["mean"],
+             "Diverged": point.diverged}
+            for point in sweep.points]
+
+
+def format_sweep_table(sweep: Sweep) -> str:
+    lines = [f"{SWEEPABLE[sweep.over]:>14} {'PSNR (dB) mean ± std':>21} {'median':>7} {'SSIM MNIST':>10} "
+             f"{'SSIM CIFAR':>10} {'diverged':>8}"]
+    for row in sweep_rows(sweep):
+        value, psnr, std, median, ssim_mnist, ssim_cifar, diverged = row.values()
+        lines.append(f"{value:>14g} {psnr:>13.2f} ± {std:<5.2f} {median:>7.2f} {ssim_mnist:>10.4f} "
+                     f"{ssim_cifar:>10.4f} {diverged:>8}")
+    return "\n".join(lines)
+
+
+def sweep_report(sweep: Sweep) -> dict:
+    return {"settings": {"over": sweep.over, "values": sweep.values, "epochs": sweep.epochs, "lr": sweep.lr,
+                         **sweep.study_settings},
+            "seed_reported": SEED_RESULTS, "points": [point.as_dict() for point in sweep.points]}

@@ -7,8 +7,11 @@ from ae_core import charts, data, reporting
 from ae_core.data import DataUnavailable
 from ae_core.mixing import SEED_ALPHA
 from ae_core.study import MAX_PAIRS, Study, check_pairs, summarize
+from ae_core.sweep import SWEEPABLE, Sweep, parse_values
 from ae_core.training import DIVERGED, FINISHED, SEED_LR
-from app_widgets import MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run, train_run
+from ae_core.worker import TrainingFailed
+from app_widgets import (MAX_EPOCHS, client_gone, download_panel, picture_row, settings_problems, shown_run,
+                         train_run)
 
 DEFAULT_EPOCHS = 2_000   # about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
 
@@ -112,3 +115,76 @@ else:
     st.info(f"Press **Run** to train {int(chosen['pairs']) if not problems else 'the'} pairs. Each pair trains "
             "from the same initial weights (the seed), so every row equals a single Mix & Train run.",
             icon=":material/info:")
+
+
+# -- sweep -------------------------------------------------------------------------------------------
+SWEEP_DEFAULTS = {"lr": "3e-4, 1e-3, 3e-3", "epochs": "500, 1000, 2000, 4000"}
+
+st.divider()
+st.subheader("Sweep")
+st.caption("The same pairs at several learning rates or epoch counts, each value scored over all pairs. "
+           "An epochs sweep trains once and scores at each count; a learning-rate sweep trains once per rate. "
+           "Pairs, seed, mix weight and source are the ones above; so are the epochs (or the learning rate) "
+           "held fixed.")
+over = st.radio("Vary", list(SWEEPABLE), format_func=lambda setting: SWEEPABLE[setting].capitalize(),
+                key="sweep_over", horizontal=True)
+text = st.text_input(f"{SWEEPABLE[over].capitalize()} values, separated by commas", SWEEP_DEFAULTS[over],
+                     key=f"sweep_values_{over}")
+sweep_problems = list(problems)
+try:
+    values = parse_values(over, text)
+except ValueError as error:
+    sweep_problems.append(str(error)[:1].upper() + str(error)[1:] + ".")
+else:
+    if over == "epochs" and values[-1] > MAX_EPOCHS:
+        sweep_problems.append(f"Epochs must be at most {MAX_EPOCHS:,} here (got {values[-1]:,}).")
+go_sweep, stop_sweep, _ = st.columns([1, 1, 4])
+sweep_clicked = go_sweep.button("Run sweep", key="sweep_run", icon=":material/play_arrow:")
+# Any click reruns the page, which interrupts a running sweep between steps; what it learned is kept.
+stop_sweep.button("Stop sweep", key="sweep_stop", icon=":material/stop:")
+for problem in sweep_problems[len(problems):]:
+    st.error(problem, icon=":material/error:")
+if sweep_clicked and sweep_problems:
+    st.error("Fix the settings above to run the sweep.", icon=":material/error:")
+
+stored = st.session_state.get("sweep")
+sweep_key = None if sweep_problems else (over, tuple(values), source, int(chosen["pairs"]), float(chosen["alpha"]),
+                                         int(chosen["seed"]),
+                                         float(chosen["lr"]) if over == "epochs" else int(chosen["epochs"]))
+if sweep_clicked and sweep_key is not None:
+    if stored is None or stored["key"] != sweep_key:
+        stored = st.session_state["sweep"] = {"key": sweep_key, "sweep": Sweep(
+            over, values, source, int(chosen["pairs"]), epochs=int(chosen["epochs"]), lr=float(chosen["lr"]),
+            alpha=float(chosen["alpha"]), seed=int(chosen["seed"]))}
+    sweep = stored["sweep"]
+    bar = st.progress(len(sweep.points) / len(sweep.values), text="Starting…")
+
+    def show_sweep_progress(index, progress):
+        share = (index + progress.epoch / progress.target_epochs) / len(sweep.values)
+        bar.progress(min(share, 1.0), text=f"{SWEEPABLE[over].capitalize()} {sweep.values[index]:g} "
+                     f"({index + 1} of {len(sweep.values)}) · epoch {progress.epoch:,} / {progress.target_epochs:,}"
+                     f" · median loss {progress.loss:.3e}")
+    try:
+        sweep.run(on_progress=show_sweep_progress, should_stop=client_gone(), in_child_process=True)
+    except TrainingFailed as error:
+        st.error(str(error), icon=":material/error:")
+    bar.empty()
+
+if stored is not None and stored["sweep"].points:
+    sweep = stored["sweep"]
+    if not sweep.done:
+        st.info(f"Stopped after {len(sweep.points)} of {len(sweep.values)} values; press Run sweep to go on.",
+                icon=":material/pause:")
+    if sweep_key != stored["key"]:
+        st.caption("This sweep belongs to the settings run earlier; press Run sweep to sweep the current ones.")
+    setting = SWEEPABLE[sweep.over]
+    psnr_figure, ssim_figure = charts.sweep_figures(sweep.points, setting)
+    left, right = st.columns(2)
+    left.plotly_chart(psnr_figure, key="sweep_psnr")
+    right.plotly_chart(ssim_figure, key="sweep_ssim")
+    st.dataframe(reporting.sweep_rows(sweep), hide_index=True,
+                 column_config={name: st.column_config.NumberColumn(format="%.4f")
+                                for name in ("PSNR mean (dB)", "PSNR std", "PSNR median", "SSIM MNIST mean",
+                                             "SSIM CIFAR-10 mean")})
+    st.download_button("Sweep (JSON)", json.dumps(reporting.sweep_report(sweep), indent=1), "sweep.json",
+                       "application/json")

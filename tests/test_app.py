@@ -170,3 +170,18 @@ def test_a_failed_download_says_why_and_the_sample_pack_keeps_working(monkeypatc
     at.radio(key="source").set_value("sample").run()
     at = train(at.number_input(key="epochs").set_value(30).run()).run()
     assert not at.exception and len(at.get("image")) == 6
+
+
+def test_a_sweep_plots_quality_against_each_value_and_bad_values_keep_it():
+    at = AppTest.from_file(STUDY, default_timeout=120).run()
+    at.number_input(key="study_pairs").set_value(2)
+    at.number_input(key="study_epochs").set_value(20)
+    at.text_input(key="sweep_values_lr").set_value("3e-3, 1e-3")
+    at = at.button(key="sweep_run").click().run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 2   # PSNR and SSIM against the learning rate
+    assert list(at.dataframe[0].value["Learning rate"]) == [1e-3, 3e-3]
+    at.text_input(key="sweep_values_lr").set_value("1e-3, soon")
+    at = at.button(key="sweep_run").click().run()
+    assert any("must be numbers" in e.value for e in at.error), [e.value for e in at.error]
+    assert len(at.get("plotly_chart")) == 2 and any("settings run earlier" in c.value for c in at.caption)

@@ -97,3 +97,23 @@ def test_bad_study_input_exits_nonzero_with_one_clear_line(args, says, capsys):
     assert code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and says in lines[0]
+
+
+def test_sweep_prints_a_line_per_value_and_writes_every_pair_score_to_json(tmp_path):
+    report = tmp_path / "sweep.json"
+    done = run_cli("sweep", "--pairs", "2", "--over", "epochs", "--values", "40", "20", "--lr", "2e-3",
+                   "--json", str(report))
+    assert done.returncode == 0, done.stderr
+    table = done.stdout.splitlines()[-3:]
+    assert table[0].split()[0] == "epochs" and [line.split()[0] for line in table[1:]] == ["20", "40"]
+    result = json.loads(report.read_text())
+    assert result["settings"]["over"] == "epochs" and result["settings"]["lr"] == 2e-3
+    assert [point["value"] for point in result["points"]] == [20, 40]
+    for point in result["points"]:
+        psnrs = point["scores"]["mnist"]["psnr"]
+        assert len(psnrs) == 2 and point["summary"]["mnist"]["psnr"]["max"] == max(psnrs)
+
+
+def test_bad_sweep_values_end_with_one_line_and_no_traceback():
+    done = run_cli("sweep", "--pairs", "2", "--over", "lr", "--values", "1e-3", "fast")
+    assert done.returncode == 2 and "must be numbers" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,104 @@
+"""A sweep: the same pairs at several learning rates or epoch counts, scored at each value.
+
+An epochs sweep trains one study and scores it each time it reaches a value (so it costs no more than
+the largest value); a learning-rate sweep trains one study per rate, each on the same pairs from the
+same initial weights. `run` may be called again after a stop: it goes on where it stopped.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+from .study import SCORES, Study, summarize
+from .training import DIVERGED, FINISHED, STOPPED, Progress, check_epochs, check_lr
+
+SWEEPABLE = {"lr": "learning rate", "epochs": "epochs"}
+MAX_VALUES = 8
+
+
+def check_values(over: str, values) -> list:
+    """The values to sweep, in ascending order; a ValueError says what is wrong with them."""
+    if over not in SWEEPABLE:
+        raise ValueError(f"a sweep goes over {' or '.join(SWEEPABLE)} (got {over!r})")
+    values = list(values)
+    if not 1 <= len(values) <= MAX_VALUES:
+        raise ValueError(f"a sweep takes 1 to {MAX_VALUES} values (got {len(values)})")
+    check = check_epochs if over == "epochs" else check_lr
+    values = sorted(check(value) for value in values)
+    if len(set(values)) < len(values):
+        raise ValueError(f"each {SWEEPABLE[over]} may appear once")
+    return values
+
+
+def parse_values(over: str, text: str) -> list:
+    """Values typed as text, separated by commas or spaces ("3e-4, 1e-3"), checked as above."""
+    if over not in SWEEPABLE:
+        check_values(over, [])
+    convert = int if over == "epochs" else float
+    try:
+        values = [convert(part) for part in text.replace(",", " ").split()]
+    except ValueError:
+        kind = "whole numbers" if over == "epochs" else "numbers"
+        raise ValueError(f"{SWEEPABLE[over]} values must be {kind} separated by commas (got {text!r})") from None
+    return check_values(over, values)
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    value: float | int
+    epochs: int
+    lr: float
+    diverged: int                       # models that diverged (their kept weights are scored)
+    scores: dict[str, dict[str, list[float]]]   # dataset -> metric -> one value per pair
+    summary: dict
+
+    def as_dict(self) -> dict:
+        return {"value": self.value, "epochs": self.epochs, "lr": self.lr, "diverged": self.diverged,
+                "scores": self.scores, "summary": self.summary}
+
+
+class Sweep:
+    """`values` of `over` ("lr" or "epochs"); the other setting is held at `lr` or `epochs`."""
+
+    def __init__(self, over: str, values, source: str = "sample", pairs: int = 16, epochs: int = 2000,
+                 lr: float = 1e-3, alpha: float = 0.5, seed: int = 0) -> None:
+        self.over, self.values = over, check_values(over, values)
+        self.epochs, self.lr = check_epochs(epochs), check_lr(lr)
+        self.study_settings = {"source": source, "pairs": pairs, "alpha": alpha, "seed": seed}
+        self.points: list[SweepPoint] = []
+        self.study: Study | None = None   # the one being trained for the next point
+        if over == "epochs":
+            self.study = Study(**self.study_settings, lr=self.lr)
+
+    @property
+    def done(self) -> bool:
+        return len(self.points) == len(self.values)
+
+    def run(self, on_progress: Callable[[int, Progress], None] | None = None,
+            should_stop: Callable[[], bool] | None = None, in_child_process: bool = False) -> str:
+        """Train and score the values not done yet; returns FINISHED, or STOPPED with the points so far.
+        `on_progress(index, progress)` reports on the value `values[index]`."""
+        while not self.done:
+            index = len(self.points)
+            value = self.values[index]
+            epochs, lr = (value, self.lr) if self.over == "epochs" else (self.epochs, value)
+            if self.study is None:
+                self.study = Study(**self.study_settings, lr=lr)
+            report = None if on_progress is None else (lambda progress: on_progress(index, progress))
+            status = self.study.train(epochs, on_progress=report, should_stop=should_stop,
+                                      in_child_process=in_child_process)
+            if status == STOPPED:
+                return STOPPED
+            self.points.append(_score(self.study, value, epochs, lr))
+            if self.over == "lr":
+                self.study = None
+            elif status == DIVERGED:   # every model diverged: later epoch counts would score the same weights
+                self.values = self.values[:len(self.points)]
+        return FINISHED
+
+
+def _score(study: Study, value, epochs: int, lr: float) -> SweepPoint:
+    results = study.results()
+    scores = {dataset: {} for dataset, _ in SCORES}
+    for dataset, metric in SCORES:
+        scores[dataset][metric] = [getattr(result.quality[dataset], metric) for result in results]
+    return SweepPoint(value, epochs, lr, len(study.trainer.diverged), scores, summarize(results))
+

@@ -1,0 +1,70 @@
+"""A sweep scores the same pairs at several learning rates or epoch counts, as separate studies would."""
+import pytest
+
+from ae_core.study import Study
+from ae_core.sweep import Sweep, parse_values
+from ae_core.training import FINISHED, STOPPED
+
+
+def scores_of(study: Study) -> dict:
+    results = study.results()
+    return {dataset: {metric: [getattr(r.quality[dataset], metric) for r in results] for metric in ("psnr", "ssim")}
+            for dataset in ("mnist", "cifar")}
+
+
+def test_an_epochs_sweep_scores_what_a_study_trained_to_each_count_scores():
+    sweep = Sweep("epochs", [30, 15], pairs=2, lr=2e-3, seed=1)
+    assert sweep.run() == FINISHED and [point.value for point in sweep.points] == [15, 30]
+    for point in sweep.points:
+        study = Study(pairs=2, lr=2e-3, seed=1)
+        study.train(point.value)
+        assert point.scores == scores_of(study) and point.epochs == point.value and point.lr == 2e-3
+
+
+def test_a_learning_rate_sweep_trains_each_rate_from_the_same_start_on_the_same_pairs():
+    sweep = Sweep("lr", [3e-3, 1e-3], pairs=2, epochs=20, seed=2)
+    assert sweep.run() == FINISHED
+    for point, lr in zip(sweep.points, (1e-3, 3e-3)):
+        study = Study(pairs=2, lr=lr, seed=2)
+        study.train(20)
+        assert point.lr == lr and point.scores == scores_of(study)
+
+
+def test_a_stopped_sweep_keeps_its_points_and_goes_on_to_what_an_uninterrupted_one_gives():
+    whole = Sweep("lr", [1e-3, 2e-3, 3e-3], pairs=2, epochs=15)
+    whole.run()
+    parted = Sweep("lr", [1e-3, 2e-3, 3e-3], pairs=2, epochs=15)
+    assert parted.run(should_stop=lambda: len(parted.points) >= 1) == STOPPED
+    assert len(parted.points) == 1
+    assert parted.run() == FINISHED
+    assert [p.as_dict() for p in parted.points] == [p.as_dict() for p in whole.points]
+
+
+def test_a_rate_that_diverges_is_scored_on_the_weights_kept_and_the_sweep_goes_on():
+    reports = []
+    sweep = Sweep("lr", [1e30, 1e-3], pairs=2, epochs=20)
+    assert sweep.run(on_progress=lambda index, progress: reports.append(index)) == FINISHED
+    small, huge = sweep.points
+    assert huge.diverged == 2 and small.diverged == 0
+    assert all(value == value for value in huge.scores["cifar"]["ssim"])   # finite scores, no NaN
+    assert set(reports) == {0}   # progress of 1e-3, sorted first; 1e30 diverged at its first step
+
+
+@pytest.mark.parametrize("over, text, says", [
+    ("lr", "", "1 to 8 values"),
+    ("lr", "1 2 3 4 5 6 7 8 9", "1 to 8 values"),
+    ("lr", "fast, 1e-3", "must be numbers"),
+    ("lr", "1e-3, 0.001", "once"),
+    ("lr", "-1e-3", "above 0"),
+    ("epochs", "100, 2.5", "must be whole numbers"),
+    ("epochs", "0", "at least 1"),
+    ("dropout", "0.1", "goes over lr or epochs"),
+])
+def test_bad_sweep_values_are_refused_with_a_reason(over, text, says):
+    with pytest.raises(ValueError, match=says):
+        parse_values(over, text)
+
+
+def test_typed_values_are_read_with_commas_or_spaces_and_sorted():
+    assert parse_values("lr", "3e-3, 1e-4 1e-3") == [1e-4, 1e-3, 3e-3]
+    assert parse_values("epochs", "2000,500") == [500, 2000]
