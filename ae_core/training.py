@@ -164,7 +164,7 @@ class BatchTrainer:
                     call_started = time.perf_counter()
                     pending.append(self.engine.steps(self.targets, count))
                     queued += count
-                    seconds_per_step = (time.perf_counter() - call_started) / count
+                    seconds_per_step = max(time.perf_counter() - call_started, 1e-9) / count
                     steps_per_call = max(1, min(MAX_STEPS_PER_CALL, int(STEPS_CALL_S / seconds_per_step)))
                     if time.perf_counter() >= next_report:
                         queued = 0
