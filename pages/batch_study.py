@@ -138,7 +138,7 @@ except ValueError as error:
 else:
     if over == "epochs" and values[-1] > MAX_EPOCHS:
         sweep_problems.append(f"Epochs must be at most {MAX_EPOCHS:,} here (got {values[-1]:,}).")
-go_sweep, stop_sweep, _ = st.columns([1, 1, 4])
+go_sweep, stop_sweep, _ = st.columns([1.5, 1.5, 3])
 sweep_clicked = go_sweep.button("Run sweep", key="sweep_run", icon=":material/play_arrow:")
 # Any click reruns the page, which interrupts a running sweep between steps; what it learned is kept.
 stop_sweep.button("Stop sweep", key="sweep_stop", icon=":material/stop:")
@@ -158,8 +158,13 @@ if sweep_clicked and sweep_key is not None:
             alpha=float(chosen["alpha"]), seed=int(chosen["seed"]))}
     sweep = stored["sweep"]
     bar = st.progress(len(sweep.points) / len(sweep.values), text="Starting…")
+    so_far = st.empty()   # the values done so far, redrawn as each one is scored
+    drawn = [0]
 
     def show_sweep_progress(index, progress):
+        if drawn[0] != index and sweep.points:
+            so_far.plotly_chart(charts.sweep_figures(sweep.points, SWEEPABLE[over])[0], key=f"sweep_live_{index}")
+            drawn[0] = index
         share = (index + progress.epoch / progress.target_epochs) / len(sweep.values)
         bar.progress(min(share, 1.0), text=f"{SWEEPABLE[over].capitalize()} {sweep.values[index]:g} "
                      f"({index + 1} of {len(sweep.values)}) · epoch {progress.epoch:,} / {progress.target_epochs:,}"
@@ -169,6 +174,7 @@ if sweep_clicked and sweep_key is not None:
     except TrainingFailed as error:
         st.error(str(error), icon=":material/error:")
     bar.empty()
+    so_far.empty()
 
 if stored is not None and stored["sweep"].points:
     sweep = stored["sweep"]
