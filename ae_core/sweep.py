@@ -14,10 +14,15 @@ SWEEPABLE = {"lr": "learning rate", "epochs": "epochs"}
 MAX_VALUES = 8
 
 
-def check_values(over: str, values) -> list:
-    """The values to sweep, in ascending order; a ValueError says what is wrong with them."""
+def _check_setting(over: str) -> str:
     if over not in SWEEPABLE:
         raise ValueError(f"a sweep goes over {' or '.join(SWEEPABLE)} (got {over!r})")
+    return over
+
+
+def check_values(over: str, values) -> list:
+    """The values to sweep, in ascending order; a ValueError says what is wrong with them."""
+    _check_setting(over)
     values = list(values)
     if not 1 <= len(values) <= MAX_VALUES:
         raise ValueError(f"a sweep takes 1 to {MAX_VALUES} values (got {len(values)})")
@@ -30,9 +35,7 @@ def check_values(over: str, values) -> list:
 
 def parse_values(over: str, text: str) -> list:
     """Values typed as text, separated by commas or spaces ("3e-4, 1e-3"), checked as above."""
-    if over not in SWEEPABLE:
-        check_values(over, [])
-    convert = int if over == "epochs" else float
+    convert = int if _check_setting(over) == "epochs" else float
     try:
         values = [convert(part) for part in text.replace(",", " ").split()]
     except ValueError:

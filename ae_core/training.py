@@ -22,7 +22,7 @@ SEED_LR = 1e-3
 FINISHED, STOPPED, DIVERGED = "finished", "stopped", "diverged"
 # Each call into the engine runs this long at most (after the first), so that Stop and progress
 # reports are prompt, and long enough for each lane to keep its weights in cache over many steps.
-STEPS_CALL_S = 0.1
+STEPS_CALL_S = 0.25
 MAX_STEPS_PER_CALL = 256
 
 
