@@ -74,10 +74,10 @@ def compare_study_speed(pairs: int, epochs: int = 500, rounds: int = 3, seed: in
         start = time.perf_counter()
         fresh.train(epochs)
         batched.append(time.perf_counter() - start)
+    speedups = [p / b for p, b in zip(plain, batched)]
     return {"pairs": pairs, "epochs": epochs, "rounds": rounds, "threads": torch.get_num_threads(),
             "plain_seconds": statistics.median(plain), "study_seconds": statistics.median(batched),
-            "speedup": statistics.median(p / b for p, b in zip(plain, batched)),
-            "speedups": [p / b for p, b in zip(plain, batched)]}
+            "speedup": statistics.median(speedups), "speedups": speedups}
 
 
 def format_study_speed(result: dict) -> str:

@@ -141,8 +141,8 @@ def _study(args) -> None:
 
 def _sweep(args) -> None:
     _download_if_asked(args)
-    sweep = Sweep(args.over, parse_values(args.over, " ".join(args.values)), args.source, args.pairs, epochs=args.epochs, lr=args.lr, alpha=args.alpha,
-                  seed=args.seed)
+    sweep = Sweep(args.over, parse_values(args.over, " ".join(args.values)), args.source, args.pairs,
+                  epochs=args.epochs, lr=args.lr, alpha=args.alpha, seed=args.seed)
     held = f"lr {args.lr:g}" if args.over == "epochs" else f"{args.epochs} epochs"
     print(f"Sweeping {SWEEPABLE[args.over]} over {', '.join(f'{v:g}' for v in sweep.values)} for {args.pairs} "
           f"pairs from the {args.source} source ({held}, alpha {args.alpha:g}, seed {args.seed})")

@@ -1,6 +1,7 @@
 """What a trained pair gives back, in the forms people read and save: tables, JSON, CSV, PNG, npz."""
 import io
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -171,4 +172,4 @@ def format_sweep_table(sweep: Sweep) -> str:
 def sweep_report(sweep: Sweep) -> dict:
     return {"settings": {"over": sweep.over, "values": sweep.values, "epochs": sweep.epochs, "lr": sweep.lr,
                          **sweep.study_settings},
-            "seed_reported": SEED_RESULTS, "points": [point.as_dict() for point in sweep.points]}
+            "seed_reported": SEED_RESULTS, "points": [asdict(point) for point in sweep.points]}

@@ -53,12 +53,18 @@ class Study:
                 for (mnist, cifar), mixed, reconstruction in zip(self.samples, self.mixed, reconstructions)]
 
 
+def score_lists(results: list[PairResult]) -> dict[str, dict[str, list[float]]]:
+    """{"mnist"|"cifar": {"psnr"|"ssim": [one value per pair]}}."""
+    lists: dict = {"mnist": {}, "cifar": {}}
+    for dataset, metric in SCORES:
+        lists[dataset][metric] = [getattr(result.quality[dataset], metric) for result in results]
+    return lists
+
+
 def summarize(results: list[PairResult]) -> dict[str, dict[str, dict[str, float]]]:
     """{"mnist"|"cifar": {"psnr"|"ssim": {mean, std, median, min, max}}} over the pairs."""
-    summary: dict = {"mnist": {}, "cifar": {}}
-    for dataset, metric in SCORES:
-        values = [getattr(result.quality[dataset], metric) for result in results]
-        summary[dataset][metric] = {
-            "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "median": statistics.median(values), "min": min(values), "max": max(values)}
-    return summary
+    return {dataset: {metric: {
+                "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "median": statistics.median(values), "min": min(values), "max": max(values)}
+                for metric, values in by_metric.items()}
+            for dataset, by_metric in score_lists(results).items()}

@@ -7,8 +7,9 @@ same initial weights. `run` may be called again after a stop: it goes on where i
 from dataclasses import dataclass
 from typing import Callable
 
-from .study import SCORES, Study, summarize
-from .training import DIVERGED, FINISHED, STOPPED, Progress, check_epochs, check_lr
+from .mixing import SEED_ALPHA
+from .study import Study, score_lists, summarize
+from .training import DIVERGED, FINISHED, SEED_LR, STOPPED, Progress, check_epochs, check_lr
 
 SWEEPABLE = {"lr": "learning rate", "epochs": "epochs"}
 MAX_VALUES = 8
@@ -53,16 +54,12 @@ class SweepPoint:
     scores: dict[str, dict[str, list[float]]]   # dataset -> metric -> one value per pair
     summary: dict
 
-    def as_dict(self) -> dict:
-        return {"value": self.value, "epochs": self.epochs, "lr": self.lr, "diverged": self.diverged,
-                "scores": self.scores, "summary": self.summary}
-
 
 class Sweep:
     """`values` of `over` ("lr" or "epochs"); the other setting is held at `lr` or `epochs`."""
 
     def __init__(self, over: str, values, source: str = "sample", pairs: int = 16, epochs: int = 2000,
-                 lr: float = 1e-3, alpha: float = 0.5, seed: int = 0) -> None:
+                 lr: float = SEED_LR, alpha: float = SEED_ALPHA, seed: int = 0) -> None:
         self.over, self.values = over, check_values(over, values)
         self.epochs, self.lr = check_epochs(epochs), check_lr(lr)
         self.study_settings = {"source": source, "pairs": pairs, "alpha": alpha, "seed": seed}
@@ -100,8 +97,5 @@ class Sweep:
 
 def _score(study: Study, value, epochs: int, lr: float) -> SweepPoint:
     results = study.results()
-    scores = {dataset: {} for dataset, _ in SCORES}
-    for dataset, metric in SCORES:
-        scores[dataset][metric] = [getattr(result.quality[dataset], metric) for result in results]
-    return SweepPoint(value, epochs, lr, len(study.trainer.diverged), scores, summarize(results))
+    return SweepPoint(value, epochs, lr, len(study.trainer.diverged), score_lists(results), summarize(results))
 
