@@ -8,6 +8,7 @@ import torch
 from .reporting import DATASET_TITLES, METRIC_TITLES, SEED_KEYS, SEED_RESULTS
 
 INDIGO, INDIGO_BAND, SEED_RED = "#4f46e5", "rgba(79, 70, 229, 0.18)", "#dc2626"
+DATASET_COLOURS = {"mnist": INDIGO, "cifar": "#0d9488"}
 LOSS_LAYOUT = {"height": 320, "margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "xaxis_title": "epoch",
                "yaxis_title": "loss", "yaxis_type": "log", "hovermode": "x unified"}
 
@@ -52,15 +53,20 @@ def study_loss_figure(losses: torch.Tensor, target_epochs: int | None = None, ma
     return _loss_layout(figure, "Training loss across pairs (median, interquartile band)", target_epochs)
 
 
+def _points_box(name: str, colour: str, y: list[float], x: list[str] | None = None, size: int = 5) -> go.Box:
+    """A box with every value drawn as a point on it."""
+    return go.Box(x=x, y=y, name=name, boxpoints="all", jitter=0.4, pointpos=0, marker={"color": colour, "size": size},
+                  line={"color": colour})
+
+
 def score_figures(rows: list[dict], metric: str) -> tuple[go.Figure, go.Figure]:
     """A box plot (every pair a point) and overlaid histograms of `metric` for both datasets, each
     with the seed's reported value as a dashed line."""
     boxes, histograms = go.Figure(), go.Figure()
-    for dataset, colour in (("mnist", INDIGO), ("cifar", "#0d9488")):
+    for dataset, colour in DATASET_COLOURS.items():
         values = [row[f"{dataset}_{metric}"] for row in rows]
         name = DATASET_TITLES[dataset]
-        boxes.add_trace(go.Box(y=values, name=name, boxpoints="all", jitter=0.4, pointpos=0,
-                               marker={"color": colour, "size": 5}, line={"color": colour}))
+        boxes.add_trace(_points_box(name, colour, values))
         histograms.add_trace(go.Histogram(x=values, name=name, opacity=0.6, marker={"color": colour}))
     title = METRIC_TITLES[metric]
     for dataset, position in (("mnist", "top left"), ("cifar", "bottom right")):
@@ -81,20 +87,19 @@ def sweep_figures(points: list, setting: str) -> tuple[go.Figure, go.Figure]:
     """Box plots of PSNR and of SSIM against the swept value (`setting` names it), one box per value
     (and dataset, for SSIM; the two datasets' PSNRs are equal), the seed's values dashed."""
     labels = [f"{point.value:g}" for point in points]
-    psnr, ssim = go.Figure(), go.Figure()
-    for dataset, colour in (("mnist", INDIGO), ("cifar", "#0d9488")):
-        for figure, metric in ((ssim, "ssim"), (psnr, "psnr")):
-            if figure is psnr and dataset == "cifar":
-                continue
-            x = [label for label, point in zip(labels, points) for _ in point.scores[dataset][metric]]
-            y = [value for point in points for value in point.scores[dataset][metric]]
-            figure.add_trace(go.Box(x=x, y=y, name=DATASET_TITLES[dataset] if figure is ssim else "both datasets",
-                                    boxpoints="all", jitter=0.4, pointpos=0, marker={"color": colour, "size": 4},
-                                    line={"color": colour}))
-        # The two seed SSIMs (0.9954, 0.9988) are too close for labels on the plot: the legend names them.
+
+    def boxes(dataset: str, metric: str, name: str) -> go.Box:
+        x = [label for label, point in zip(labels, points) for _ in point.scores[dataset][metric]]
+        y = [value for point in points for value in point.scores[dataset][metric]]
+        return _points_box(name, DATASET_COLOURS[dataset], y, x, size=4)
+
+    psnr = go.Figure(boxes("mnist", "psnr", "both datasets"))
+    ssim = go.Figure([boxes(dataset, "ssim", DATASET_TITLES[dataset]) for dataset in DATASET_COLOURS])
+    # The two seed SSIMs (0.9954, 0.9988) are too close for labels on the plot: the legend names them.
+    for dataset, dash in (("mnist", "dash"), ("cifar", "dot")):
         seed = SEED_RESULTS[dataset][SEED_KEYS["ssim"]]
-        ssim.add_hline(y=seed, line_dash="dash" if dataset == "mnist" else "dot", line_color=SEED_RED,
-                       showlegend=True, name=f"seed {DATASET_TITLES[dataset]} {seed:g}")
+        ssim.add_hline(y=seed, line_dash=dash, line_color=SEED_RED, showlegend=True,
+                       name=f"seed {DATASET_TITLES[dataset]} {seed:g}")
     seed_psnr = SEED_RESULTS["mnist"][SEED_KEYS["psnr"]]
     psnr.add_hline(y=seed_psnr, line_dash="dash", line_color=SEED_RED, annotation_text=f"seed {seed_psnr:g} dB")
     margin = {"l": 10, "r": 10, "t": 40, "b": 10}
