@@ -143,13 +143,17 @@ class StackedAutoencoders:
         self.steps_done.fill_(state["steps_done"])
 
     # -- stepping, lane by lane -----------------------------------------------------------------------
+    def _build_lanes(self) -> list["_Lane"]:
+        """Lanes of about MODELS_PER_LANE models, and at least one per core while there are models."""
+        lanes = max(-(-self.k // MODELS_PER_LANE), min(self.k, cpu_count())) if self.device.type == "cpu" else 1
+        bounds = [self.k * lane // lanes for lane in range(lanes + 1)]
+        return [_Lane(self, slice(lo, hi)) for lo, hi in zip(bounds, bounds[1:])]
+
     def _on_each_lane(self, work) -> None:
         """Run `work(lane)` for every lane, on as many threads as there are cores (lanes never share
         a row, so any thread may take any lane); returns when all are done."""
         if not self._lanes:
-            lanes = max(-(-self.k // MODELS_PER_LANE), min(self.k, cpu_count())) if self.device.type == "cpu" else 1
-            bounds = [self.k * lane // lanes for lane in range(lanes + 1)]
-            self._lanes = [_Lane(self, slice(lo, hi)) for lo, hi in zip(bounds, bounds[1:])]
+            self._lanes = self._build_lanes()
         queue, take = iter(self._lanes), threading.Lock()
 
         def work_through_queue() -> None:
