@@ -1,6 +1,7 @@
-"""Streamlit pieces shared by the pages: image rows, the full-dataset download panel, and noticing that
-a browser session has gone away."""
+"""Streamlit pieces shared by the pages: image rows, the full-dataset download panel, noticing that a
+browser session has gone away, and training runs and sweeps shown live."""
 import itertools
+from contextlib import contextmanager
 from typing import Callable
 
 import streamlit as st
@@ -11,6 +12,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from ae_core import data, reporting
 from ae_core.data import DataUnavailable
 from ae_core.mixing import check_alpha
+from ae_core.sweep import SWEEPABLE, Sweep
 from ae_core.training import DIVERGED, check_epochs, check_lr
 from ae_core.worker import TrainingFailed
 
@@ -59,7 +61,7 @@ def download_panel(key: str) -> None:
             st.rerun()
 
 
-def client_gone() -> Callable[[], bool]:
+def _client_gone() -> Callable[[], bool]:
     """A `should_stop` poll for training: true once no browser is connected to this session.
 
     Streamlit keeps a disconnected session running for `server.disconnectedSessionTTL` (two minutes)
@@ -106,28 +108,61 @@ def train_run(name: str, key, new_run: Callable[[], dict], target_epochs: int, f
     return shown
 
 
-def _train_live(run: dict, target_epochs: int, figure: Callable, rate_unit: str, loss_label: str) -> None:
-    """Train `run` up to `target_epochs` under a progress bar (rate, time left, loss) and a live chart
-    `figure(target_epochs)` redrawn about twice a second. Stop (a rerun) interrupts it between steps;
-    everything learned stays in the run. The steps run in a child process, so that this server keeps
-    answering other sessions while many train."""
-    trainer = run["trainer"]
-    run["target_epochs"] = target_epochs
-    bar = st.progress(trainer.epochs_done / target_epochs, text="Starting…")
+@contextmanager
+def _live(share_done: float):
+    """A progress bar and a slot for a chart while something trains in a child process, both cleared
+    afterwards; a training process that dies is reported on the page instead of raising. Stop (a
+    rerun) interrupts the training between steps, and everything learned stays where it was."""
+    bar = st.progress(share_done, text="Starting…")
     chart = st.empty()
-    redraws = itertools.count()   # a key per redraw: two identical figures would clash
-
-    def show(progress):
-        bar.progress(progress.epoch / progress.target_epochs,
-                     text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
-                          f"{progress.epochs_per_second * trainer.k:,.0f} {rate_unit}/s · "
-                          f"{progress.seconds_left:,.0f} s left · {loss_label} {progress.loss:.3e}")
-        chart.plotly_chart(figure(progress.target_epochs), key=f"live_loss_{next(redraws)}")
-
     try:
-        trainer.train(target_epochs, on_progress=show, should_stop=client_gone(), report_every_s=0.45,
-                      in_child_process=True)
+        yield bar, chart
     except TrainingFailed as error:
         st.error(str(error), icon=":material/error:")
     bar.empty()
     chart.empty()
+
+
+def _train_live(run: dict, target_epochs: int, figure: Callable, rate_unit: str, loss_label: str) -> None:
+    """Train `run` up to `target_epochs` under a progress bar (rate, time left, loss) and a live chart
+    `figure(target_epochs)` redrawn about twice a second. The steps run in a child process, so that
+    this server keeps answering other sessions while many train."""
+    trainer = run["trainer"]
+    run["target_epochs"] = target_epochs
+    redraws = itertools.count()   # a key per redraw: two identical figures would clash
+    with _live(trainer.epochs_done / target_epochs) as (bar, chart):
+        def show(progress):
+            bar.progress(progress.epoch / progress.target_epochs,
+                         text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
+                              f"{progress.epochs_per_second * trainer.k:,.0f} {rate_unit}/s · "
+                              f"{progress.seconds_left:,.0f} s left · {loss_label} {progress.loss:.3e}")
+            chart.plotly_chart(figure(progress.target_epochs), key=f"live_loss_{next(redraws)}")
+
+        trainer.train(target_epochs, on_progress=show, should_stop=_client_gone(), report_every_s=0.45,
+                      in_child_process=True)
+
+
+def sweep_run(key, new_sweep: Callable[[], Sweep], figure: Callable) -> dict:
+    """Continue the stored sweep if it was started with settings `key`, else start `new_sweep()`; run
+    it under a progress bar, with `figure(points)` of the values scored so far. Returns the stored
+    {"key", "sweep"}, which keeps every value scored when a Stop interrupts the sweep."""
+    stored = st.session_state.get("sweep")
+    if stored is None or stored["key"] != key:
+        stored = st.session_state["sweep"] = {"key": key, "sweep": new_sweep()}
+    sweep = stored["sweep"]
+    title = SWEEPABLE[sweep.over].capitalize()
+    with _live(len(sweep.points) / len(sweep.values)) as (bar, chart):
+        drawn = 0   # values in the chart
+
+        def show(index, progress):
+            nonlocal drawn
+            if drawn != index and sweep.points:
+                chart.plotly_chart(figure(sweep.points), key=f"sweep_live_{index}")
+                drawn = index
+            share = (index + progress.epoch / progress.target_epochs) / len(sweep.values)
+            bar.progress(min(share, 1.0), text=f"{title} {sweep.values[index]:g} ({index + 1} of "
+                         f"{len(sweep.values)}) · epoch {progress.epoch:,} / {progress.target_epochs:,} · "
+                         f"median loss {progress.loss:.3e}")
+
+        sweep.run(on_progress=show, should_stop=_client_gone(), in_child_process=True)
+    return stored

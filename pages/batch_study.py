@@ -9,9 +9,7 @@ from ae_core.mixing import SEED_ALPHA
 from ae_core.study import MAX_PAIRS, Study, check_pairs, summarize
 from ae_core.sweep import SWEEPABLE, Sweep, parse_values
 from ae_core.training import DIVERGED, FINISHED, SEED_LR
-from ae_core.worker import TrainingFailed
-from app_widgets import (MAX_EPOCHS, client_gone, download_panel, picture_row, settings_problems, shown_run,
-                         train_run)
+from app_widgets import MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run, sweep_run, train_run
 
 DEFAULT_EPOCHS = 2_000   # about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
 
@@ -130,51 +128,36 @@ over = st.radio("Vary", list(SWEEPABLE), format_func=lambda setting: SWEEPABLE[s
                 key="sweep_over", horizontal=True)
 text = st.text_input(f"{SWEEPABLE[over].capitalize()} values, separated by commas", SWEEP_DEFAULTS[over],
                      key=f"sweep_values_{over}")
-sweep_problems = list(problems)
+value_problems = []
 try:
     values = parse_values(over, text)
 except ValueError as error:
-    sweep_problems.append(str(error)[:1].upper() + str(error)[1:] + ".")
+    value_problems.append(str(error)[:1].upper() + str(error)[1:] + ".")
 else:
     if over == "epochs" and values[-1] > MAX_EPOCHS:
-        sweep_problems.append(f"Epochs must be at most {MAX_EPOCHS:,} here (got {values[-1]:,}).")
+        value_problems.append(f"Epochs must be at most {MAX_EPOCHS:,} here (got {values[-1]:,}).")
 go_sweep, stop_sweep, _ = st.columns([1.5, 1.5, 3])
 sweep_clicked = go_sweep.button("Run sweep", key="sweep_run", icon=":material/play_arrow:")
 # Any click reruns the page, which interrupts a running sweep between steps; what it learned is kept.
 stop_sweep.button("Stop sweep", key="sweep_stop", icon=":material/stop:")
-for problem in sweep_problems[len(problems):]:
+for problem in value_problems:
     st.error(problem, icon=":material/error:")
-if sweep_clicked and sweep_problems:
+sweep_ready = not problems and not value_problems
+if sweep_clicked and not sweep_ready:
     st.error("Fix the settings above to run the sweep.", icon=":material/error:")
 
 stored = st.session_state.get("sweep")
-sweep_key = None if sweep_problems else (over, tuple(values), source, int(chosen["pairs"]), float(chosen["alpha"]),
-                                         int(chosen["seed"]),
-                                         float(chosen["lr"]) if over == "epochs" else int(chosen["epochs"]))
-if sweep_clicked and sweep_key is not None:
-    if stored is None or stored["key"] != sweep_key:
-        stored = st.session_state["sweep"] = {"key": sweep_key, "sweep": Sweep(
-            over, values, source, int(chosen["pairs"]), epochs=int(chosen["epochs"]), lr=float(chosen["lr"]),
-            alpha=float(chosen["alpha"]), seed=int(chosen["seed"]))}
-    sweep = stored["sweep"]
-    bar = st.progress(len(sweep.points) / len(sweep.values), text="Starting…")
-    so_far = st.empty()   # the values done so far, redrawn as each one is scored
-    drawn = [0]
+sweep_key = (over, tuple(values), source, int(chosen["pairs"]), float(chosen["alpha"]), int(chosen["seed"]),
+             float(chosen["lr"]) if over == "epochs" else int(chosen["epochs"])) if sweep_ready else None
 
-    def show_sweep_progress(index, progress):
-        if drawn[0] != index and sweep.points:
-            so_far.plotly_chart(charts.sweep_figures(sweep.points, SWEEPABLE[over])[0], key=f"sweep_live_{index}")
-            drawn[0] = index
-        share = (index + progress.epoch / progress.target_epochs) / len(sweep.values)
-        bar.progress(min(share, 1.0), text=f"{SWEEPABLE[over].capitalize()} {sweep.values[index]:g} "
-                     f"({index + 1} of {len(sweep.values)}) · epoch {progress.epoch:,} / {progress.target_epochs:,}"
-                     f" · median loss {progress.loss:.3e}")
-    try:
-        sweep.run(on_progress=show_sweep_progress, should_stop=client_gone(), in_child_process=True)
-    except TrainingFailed as error:
-        st.error(str(error), icon=":material/error:")
-    bar.empty()
-    so_far.empty()
+
+def new_sweep() -> Sweep:
+    return Sweep(over, values, source, int(chosen["pairs"]), epochs=int(chosen["epochs"]), lr=float(chosen["lr"]),
+                 alpha=float(chosen["alpha"]), seed=int(chosen["seed"]))
+
+
+if sweep_clicked and sweep_key is not None:
+    stored = sweep_run(sweep_key, new_sweep, lambda points: charts.sweep_figures(points, SWEEPABLE[over])[0])
 
 if stored is not None and stored["sweep"].points:
     sweep = stored["sweep"]

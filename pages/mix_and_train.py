@@ -149,7 +149,6 @@ if ready:
                      "mixed": mix(mnist.image, cifar.image, chosen["alpha"])})
 
 
-
 def new_experiment() -> dict:
     experiment = Experiment(mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
     return {"experiment": experiment, "trainer": experiment.trainer, "result": None}
