@@ -48,6 +48,9 @@ def test_stop_halts_training_and_keeps_what_was_learned(page):
     clicked = time.monotonic()
     main(page).get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("Stopped at epoch").wait_for(timeout=10_000)
+    # The results are drawn under that message once the interrupted training has handed its state
+    # back (within one engine call); the images must have come within the same 10 s of the click.
+    page.locator('[data-testid="stImage"] img').nth(5).wait_for(timeout=10_000)
     assert time.monotonic() - clicked < 10
     assert page.locator('[data-testid="stImage"] img').count() >= 6
     assert page.locator('[data-testid="stException"]').count() == 0
