@@ -3,12 +3,21 @@ import streamlit as st
 
 from ae_core import worker
 
-st.set_page_config(page_title="Autoencoder: mix & un-mix", page_icon="🧩", layout="wide")
-navigation = st.navigation([
-    st.Page("pages/mix_and_train.py", title="Mix & Train", icon=":material/model_training:", default=True),
-    st.Page("pages/batch_study.py", title="Batch study", icon=":material/stacked_bar_chart:"),
-    st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
-    st.Page("pages/method.py", title="Method", icon=":material/functions:"),
-])
-worker.warm_up()   # the first Train then finds the training process server ready
-navigation.run()
+
+def main() -> None:
+    st.set_page_config(page_title="Autoencoder: mix & un-mix", page_icon="🧩", layout="wide")
+    navigation = st.navigation([
+        st.Page("pages/mix_and_train.py", title="Mix & Train", icon=":material/model_training:", default=True),
+        st.Page("pages/batch_study.py", title="Batch study", icon=":material/stacked_bar_chart:"),
+        st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
+        st.Page("pages/method.py", title="Method", icon=":material/functions:"),
+    ])
+    worker.warm_up()   # the first Train then finds the training process server ready
+    navigation.run()
+
+
+# Streamlit runs this file as `__main__`. A training process started just as another session's run
+# installs it as `__main__` again re-runs it as `__mp_main__` (see ae_core.worker); there it must neither
+# draw a page nor start a process server of its own.
+if __name__ == "__main__":
+    main()

@@ -48,7 +48,9 @@ _main_swap = threading.Lock()
 def _without_main_module():
     """multiprocessing re-runs the parent's `__main__` in every child, and under Streamlit that is the
     app script itself (Streamlit installs each script run as `__main__`): a child would draw the page
-    and start training again. Children here need nothing from it."""
+    and start training again. Children here need nothing from it. Streamlit sets `__main__` from each
+    session's thread without this lock, so another session may put the app back meanwhile: that is
+    why streamlit_app.py also keeps its body under `if __name__ == "__main__"`."""
     with _main_swap:
         main = sys.modules["__main__"]
         sys.modules["__main__"] = _BLANK_MAIN

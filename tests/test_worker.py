@@ -1,14 +1,19 @@
 """Training in a child process must end exactly as training in this one, whatever happens meanwhile."""
+import contextlib
 import math
 import multiprocessing
 import os
 import signal
+import sys
+import types
 
 import pytest
 import torch
 
+from ae_core import worker
 from ae_core.training import DIVERGED, FINISHED, STOPPED, BatchTrainer, Trainer
 from ae_core.worker import TrainingFailed
+from conftest import ROOT
 
 
 def assert_same_state(a: BatchTrainer, b: BatchTrainer) -> None:
@@ -87,3 +92,15 @@ def test_divergence_in_a_child_is_handled_as_here(target):
     assert hopeless.train(100, in_child_process=True) == DIVERGED
     assert len(hopeless.diverged) == 2 and "too large" in hopeless.message
     assert torch.isfinite(hopeless.reconstructions()).all()
+
+
+def test_a_child_started_while_another_session_installs_the_app_as_main_still_trains(target, monkeypatch):
+    """Streamlit installs every script run as `__main__`, each session from its own thread, so one can put
+    the app script back between the worker's swap and a child's start: the child then re-runs the app."""
+    app = types.ModuleType("__main__")
+    app.__file__ = str(ROOT / "streamlit_app.py")
+    monkeypatch.setitem(sys.modules, "__main__", app)
+    monkeypatch.setattr(worker, "_without_main_module", contextlib.nullcontext)
+    here, there = Trainer(target, device="cpu"), Trainer(target, device="cpu")
+    assert here.train(30) == there.train(30, in_child_process=True) == FINISHED
+    assert_same_state(here, there)
