@@ -89,21 +89,24 @@ def png_bytes(array: np.ndarray, mode: str) -> bytes:
     return buffer.getvalue()
 
 
-def upload(tab, nth: int, name: str, content: bytes, mime: str) -> None:
-    tab.locator('[data-testid="stFileUploaderDropzoneInput"]').nth(nth).set_input_files(
+def upload(tab, label: str, name: str, content: bytes, mime: str) -> None:
+    # Found by its label, not by position: while a rerun redraws the uploaders, the n-th file input
+    # on the page can for a moment be another uploader's.
+    uploader = tab.get_by_test_id("stFileUploader").filter(has_text=label)
+    uploader.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
         files=[{"name": name, "mimeType": mime, "buffer": content}])
 
 
 def test_uploads_are_converted_or_refused_with_a_reason(chromium, server):
     tab = open_tab(chromium, server[0])
     tab.get_by_text("Uploaded images").click()
-    tab.locator('[data-testid="stFileUploaderDropzoneInput"]').nth(1).wait_for(state="attached", timeout=30_000)
-    upload(tab, 0, "notes.png", b"this is not an image", "image/png")
+    tab.get_by_test_id("stFileUploader").filter(has_text="Photo image").wait_for(timeout=30_000)
+    upload(tab, "Digit image", "notes.png", b"this is not an image", "image/png")
     tab.get_by_text("notes.png was refused").wait_for(timeout=30_000)
     gradient = np.tile(np.linspace(0, 255, 40, dtype=np.uint8), (30, 1))
-    upload(tab, 0, "digit.png", png_bytes(gradient, "L"), "image/png")                        # grayscale
+    upload(tab, "Digit image", "digit.png", png_bytes(gradient, "L"), "image/png")   # grayscale
     tab.get_by_text("was refused").wait_for(state="detached", timeout=30_000)   # the rerun is done
-    upload(tab, 1, "photo.png", png_bytes(np.dstack([gradient] * 3), "RGBA"), "image/png")   # with alpha
+    upload(tab, "Photo image", "photo.png", png_bytes(np.dstack([gradient] * 3), "RGBA"), "image/png")   # with alpha
     tab.get_by_text("Mixed input").wait_for(timeout=30_000)
     assert tab.get_by_text("was refused").count() == 0
     set_number(tab, "Epochs", 150)
