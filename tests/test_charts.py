@@ -1,0 +1,51 @@
+"""The score plots must show each dataset's values and the seed's, without doubling or hiding any."""
+import pytest
+
+from ae_core import charts, reporting
+from ae_core.reporting import SEED_RESULTS
+from ae_core.study import Study
+from ae_core.sweep import Sweep
+
+SEED_PSNR = SEED_RESULTS["mnist"]["psnr_db"]
+DATASET_OF = {"MNIST": "mnist", "CIFAR-10": "cifar", charts.BOTH_DATASETS: "mnist"}
+
+
+def study_rows(alpha: float) -> list[dict]:
+    study = Study("sample", 3, alpha=alpha, seed=0)
+    study.train(20)
+    return reporting.pair_rows(study, study.results())
+
+
+@pytest.mark.parametrize("alpha, psnr_traces", [(0.5, [charts.BOTH_DATASETS]), (0.3, ["MNIST", "CIFAR-10"])])
+def test_psnr_is_one_trace_for_both_datasets_only_where_their_psnrs_are_equal(alpha, psnr_traces):
+    rows = study_rows(alpha)
+    box, histogram = charts.score_figures(rows, "psnr")
+    assert [trace.name for trace in box.data] == [trace.name for trace in histogram.data] == psnr_traces
+    for box_trace, histogram_trace in zip(box.data, histogram.data):
+        values = [row[f"{DATASET_OF[box_trace.name]}_psnr"] for row in rows]
+        assert list(box_trace.y) == list(histogram_trace.x) == values
+    for figure in charts.score_figures(rows, "ssim"):   # SSIMs differ at any α
+        assert [trace.name for trace in figure.data] == ["MNIST", "CIFAR-10"]
+
+    sweep = Sweep("epochs", [10, 20], pairs=2, alpha=alpha, seed=0)
+    sweep.run()
+    psnr, ssim = charts.sweep_figures(sweep.points, "epochs")
+    assert [trace.name for trace in psnr.data] == psnr_traces
+    for trace in psnr.data:
+        scores = [point.scores[DATASET_OF[trace.name]]["psnr"] for point in sweep.points]
+        assert list(trace.y) == [value for values in scores for value in values]
+    assert list(psnr.data[0].x) == ["10", "10", "20", "20"]
+    assert [trace.name for trace in ssim.data] == ["MNIST", "CIFAR-10"]
+
+
+def test_the_seeds_values_are_one_line_each_named_in_the_legend():
+    rows = study_rows(0.5)
+    box, histogram = charts.score_figures(rows, "psnr")
+    # The seed reports one PSNR for both datasets: one line, not two on top of each other.
+    assert [(line.y0, line.name) for line in box.layout.shapes] == [
+        (SEED_PSNR, f"seed MNIST and CIFAR-10: {SEED_PSNR:g}")]
+    assert [line.x0 for line in histogram.layout.shapes] == [SEED_PSNR]
+    box, _ = charts.score_figures(rows, "ssim")
+    assert [(line.y0, line.name) for line in box.layout.shapes] == [
+        (SEED_RESULTS["mnist"]["ssim"], "seed MNIST: 0.9954"), (SEED_RESULTS["cifar"]["ssim"], "seed CIFAR-10: 0.9988")]
+    assert all(line.showlegend for line in box.layout.shapes) and not box.layout.annotations
