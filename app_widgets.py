@@ -1,5 +1,6 @@
-"""Streamlit pieces shared by the pages: image rows, the full-dataset download panel, noticing that a
-browser session has gone away, and training runs and sweeps shown live."""
+"""Streamlit pieces shared by the pages: entering through the app's navigation, image rows, the
+full-dataset download panel, noticing that a browser session has gone away, and training runs and
+sweeps shown live."""
 import itertools
 from contextlib import contextmanager
 from typing import Callable
@@ -7,6 +8,7 @@ from typing import Callable
 import streamlit as st
 import torch
 from streamlit import runtime
+from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ae_core import data, reporting
@@ -17,6 +19,19 @@ from ae_core.training import DIVERGED, check_epochs, check_lr
 from ae_core.worker import TrainingFailed
 
 MAX_EPOCHS = 100_000
+
+
+def through_the_app_navigation() -> None:
+    """Each page calls this first. Until something in a server process has run streamlit_app.py,
+    Streamlit (1.67) serves a page link by running that page file alone, under navigation made from
+    the `pages/` folder (file names, no page config): what a shared link opened after a restart
+    would show. `st.navigation` clears that class-wide flag; clearing it here and rerunning runs the
+    page through the app's own navigation, which finds it by the same URL path. Only a session's
+    first run does this: a rerun would drop a click, and AppTest sets the flag again before every
+    run, while a real server sets it once."""
+    if getattr(PagesManager, "uses_pages_directory", False) and not st.session_state:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def settings_problems(epochs, lr, alpha) -> list[str]:

@@ -3,7 +3,9 @@ import streamlit as st
 
 from ae_core.model import architecture_rows
 from ae_core.reporting import SEED_ARCHITECTURE
+from app_widgets import through_the_app_navigation
 
+through_the_app_navigation()
 st.title("Architecture")
 st.caption("The autoencoder of the seed report, for one 3 x 32 x 32 input. The check mark says that a "
            "layer's parameter shapes equal the seed's listing (`seed-architecture.json`).")

@@ -9,10 +9,12 @@ from ae_core.mixing import SEED_ALPHA
 from ae_core.study import MAX_PAIRS, Study, check_pairs, summarize
 from ae_core.sweep import SWEEPABLE, Sweep, parse_values
 from ae_core.training import DIVERGED, FINISHED, SEED_LR
-from app_widgets import MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run, sweep_run, train_run
+from app_widgets import (MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run, sweep_run,
+                         through_the_app_navigation, train_run)
 
 DEFAULT_EPOCHS = 2_000   # about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
 
+through_the_app_navigation()
 st.title("Batch study")
 st.caption("One pair says little. Here K random (MNIST, CIFAR-10) pairs each get their own autoencoder, "
            "all trained side by side, and the seed's table becomes a distribution.")

@@ -1,6 +1,9 @@
 """Method: the experiment in a few paragraphs and formulas."""
 import streamlit as st
 
+from app_widgets import through_the_app_navigation
+
+through_the_app_navigation()
 st.title("Method")
 st.markdown("**1. Mix.** One MNIST digit $m$ (28 x 28 grey, resized to 32 x 32 bilinearly and repeated "
             "to three channels) and one CIFAR-10 photo $c$ (32 x 32 RGB), both in [0, 1], are blended "

@@ -12,11 +12,13 @@ from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment
 from ae_core.mixing import SEED_ALPHA, mix
 from ae_core.training import DIVERGED, FINISHED, SEED_EPOCHS, SEED_LR
-from app_widgets import MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run, train_run
+from app_widgets import (MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run,
+                         through_the_app_navigation, train_run)
 
 SOURCES = {**data.SOURCES, "upload": "Uploaded images"}
 INDEX_KEYS = {MNIST: "mnist_index", CIFAR10: "cifar_index"}
 
+through_the_app_navigation()
 st.title("Mix & Train")
 st.caption("An MNIST digit and a CIFAR-10 photo are averaged; a small autoencoder learns to reproduce "
            "that one mixed image; then each original is taken back out as 2 x reconstruction - the other.")

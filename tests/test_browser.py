@@ -73,3 +73,18 @@ def test_batch_study_runs_live_and_stop_keeps_every_pairs_results(page, server):
     # Results read after a Stop must be those of the trained weights (a race once gave ~14 dB here).
     best = page.locator("p", has_text="Best pair").inner_text()
     assert float(best.split("PSNR ")[1].split(" dB")[0]) > 25, best
+
+
+def test_a_fresh_servers_first_visit_to_a_page_link_gets_the_apps_own_navigation(tmp_path):
+    """Streamlit runs a linked page file on its own, with navigation made from the `pages/` folder,
+    while nothing has run streamlit_app.py yet in that server: a shared link opened after a restart."""
+    with streamlit_server(tmp_path) as (url, _, _), sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        tab = browser.new_page(viewport={"width": 1500, "height": 1200})
+        tab.goto(url + "/batch_study")
+        tab.get_by_role("spinbutton", name="Pairs").wait_for(timeout=60_000)
+        navigation = tab.get_by_test_id("stSidebarNav")
+        navigation.get_by_text("Mix & Train").wait_for(timeout=30_000)
+        assert "streamlit app" not in navigation.inner_text()
+        assert tab.get_by_role("heading", name="Batch study").count() == 1
+        browser.close()
