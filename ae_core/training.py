@@ -150,24 +150,22 @@ class BatchTrainer:
             return self.status
         start, started_at = self.epochs_done, time.perf_counter()
         pending: list[torch.Tensor] = []   # losses not yet read back: reading each one would sync a GPU
-        queued, steps_per_call = 0, 1
+        steps_per_call = 1
         next_report = started_at + report_every_s
         self.status = STOPPED
         self._checkpoint = (self.epochs_done, self.engine.params.clone())   # every model still in it is finite
         self._checkpointed_at, self._checkpoint_cost = started_at, 0.0
         try:
             with one_cpu_thread():
-                while self.epochs_done + queued < epochs:
+                while (stepped := self.epochs_done + sum(map(len, pending))) < epochs:
                     if should_stop is not None and should_stop():
                         break
-                    count = min(steps_per_call, epochs - self.epochs_done - queued)
+                    count = min(steps_per_call, epochs - stepped)
                     call_started = time.perf_counter()
                     pending.append(self.engine.steps(self.targets, count))
-                    queued += count
                     seconds_per_step = max(time.perf_counter() - call_started, 1e-9) / count
                     steps_per_call = max(1, min(MAX_STEPS_PER_CALL, int(STEPS_CALL_S / seconds_per_step)))
                     if time.perf_counter() >= next_report:
-                        queued = 0
                         if not self._flush(pending):
                             break
                         self._report(on_progress, epochs, start, started_at)
