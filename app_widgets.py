@@ -34,6 +34,18 @@ def through_the_app_navigation() -> None:
         st.rerun()
 
 
+def as_sentence(error: ValueError) -> str:
+    """An ae_core check's message ("epochs must be ...") as a sentence for the page; only the first
+    letter changes, since the message may quote what the user typed."""
+    text = str(error)
+    return text[:1].upper() + text[1:] + "."
+
+
+def epoch_limit_problems(epochs) -> list[str]:
+    """The app's own cap on epochs, below what ae_core accepts, as a sentence when it is passed."""
+    return [f"Epochs must be at most {MAX_EPOCHS:,} here (got {int(epochs):,})."] if epochs > MAX_EPOCHS else []
+
+
 def settings_problems(epochs, lr, alpha) -> list[str]:
     """What is wrong with these training settings, a sentence each; empty when they are fine."""
     problems = []
@@ -41,10 +53,8 @@ def settings_problems(epochs, lr, alpha) -> list[str]:
         try:
             check()
         except ValueError as error:
-            problems.append(str(error).capitalize() + ".")
-    if epochs > MAX_EPOCHS:
-        problems.append(f"Epochs must be at most {MAX_EPOCHS:,} here (got {int(epochs):,}).")
-    return problems
+            problems.append(as_sentence(error))
+    return problems + epoch_limit_problems(epochs)
 
 
 def picture_row(images: dict[str, torch.Tensor | None]) -> None:

@@ -9,8 +9,8 @@ from ae_core.mixing import SEED_ALPHA
 from ae_core.study import MAX_PAIRS, Study, check_pairs, summarize
 from ae_core.sweep import SWEEPABLE, Sweep, parse_values
 from ae_core.training import DIVERGED, FINISHED, SEED_LR
-from app_widgets import (MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run, sweep_run,
-                         through_the_app_navigation, train_run)
+from app_widgets import (MAX_EPOCHS, as_sentence, download_panel, epoch_limit_problems, picture_row,
+                         settings_problems, shown_run, sweep_run, through_the_app_navigation, train_run)
 
 DEFAULT_EPOCHS = 2_000   # about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
 
@@ -39,7 +39,7 @@ chosen = {
 try:
     check_pairs(int(chosen["pairs"]))
 except ValueError as error:
-    problems.append(str(error).capitalize() + ".")
+    problems.append(as_sentence(error))
 problems.extend(settings_problems(chosen["epochs"], chosen["lr"], chosen["alpha"]))
 if source != "sample":
     try:
@@ -134,10 +134,10 @@ value_problems = []
 try:
     values = parse_values(over, text)
 except ValueError as error:
-    value_problems.append(str(error)[:1].upper() + str(error)[1:] + ".")
+    value_problems.append(as_sentence(error))
 else:
-    if over == "epochs" and values[-1] > MAX_EPOCHS:
-        value_problems.append(f"Epochs must be at most {MAX_EPOCHS:,} here (got {values[-1]:,}).")
+    if over == "epochs":
+        value_problems.extend(epoch_limit_problems(values[-1]))
 go_sweep, stop_sweep, _ = st.columns([1.5, 1.5, 3])
 sweep_clicked = go_sweep.button("Run sweep", key="sweep_run", icon=":material/play_arrow:")
 # Any click reruns the page, which interrupts a running sweep between steps; what it learned is kept.
