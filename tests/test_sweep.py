@@ -1,6 +1,7 @@
 """A sweep scores the same pairs at several learning rates or epoch counts, as separate studies would."""
 import pytest
 
+from ae_core import reporting
 from ae_core.study import Study
 from ae_core.sweep import Sweep, parse_values
 from ae_core.training import FINISHED, STOPPED
@@ -68,3 +69,18 @@ def test_bad_sweep_values_are_refused_with_a_reason(over, text, says):
 def test_typed_values_are_read_with_commas_or_spaces_and_sorted():
     assert parse_values("lr", "3e-3, 1e-4 1e-3") == [1e-4, 1e-3, 3e-3]
     assert parse_values("epochs", "2000,500") == [500, 2000]
+
+
+def test_the_sweep_table_gives_each_datasets_psnr_which_part_away_from_alpha_one_half():
+    sweep = Sweep("epochs", [10, 20], pairs=2, alpha=0.3, seed=0)
+    sweep.run()
+    rows = reporting.sweep_rows(sweep)
+    for row, point in zip(rows, sweep.points):
+        for dataset, title in (("mnist", "MNIST"), ("cifar", "CIFAR-10")):
+            psnr = point.summary[dataset]["psnr"]
+            assert (row[f"PSNR {title} mean (dB)"], row[f"PSNR {title} std"], row[f"PSNR {title} median"]) == \
+                (psnr["mean"], psnr["std"], psnr["median"])
+        assert row["PSNR MNIST mean (dB)"] < row["PSNR CIFAR-10 mean (dB)"]   # alpha < 0.5 divides MNIST's error more
+    table = reporting.format_sweep_table(sweep).splitlines()
+    assert "PSNR MNIST" in table[0] and "PSNR CIFAR-10" in table[0]
+    assert f"{rows[0]['PSNR CIFAR-10 mean (dB)']:.2f} ±" in table[1]
