@@ -4,7 +4,7 @@ import json
 import math
 import sys
 
-from . import bench, data, reporting
+from . import bench, data, native, reporting
 from .experiment import Experiment
 from .mixing import SEED_ALPHA
 from .study import MAX_PAIRS, Study, check_pairs, summarize
@@ -154,6 +154,7 @@ def _sweep(args) -> None:
 
 
 def _bench(args) -> None:
+    print(f"engine's C kernel (AE_NATIVE=0 turns it off): {native.status()}")
     if args.pairs:
         for pairs in args.pairs:
             print(bench.format_study_speed(bench.compare_study_speed(pairs, args.epochs, args.rounds)))

@@ -5,9 +5,11 @@ so a plain PyTorch step on a CPU is mostly framework overhead: slow-path convolu
 buffers, autograd bookkeeping and a Python-level Adam over twelve tensors. Here every convolution is
 one batched matmul plus strided copies or adds between buffers allocated once, a step replays a
 recorded list of those kernel calls (no views or temporaries are made per step), gradients go straight
-into one flat buffer, and Adam is one fused call per lane. `python -m ae_core bench` measures the gain;
-`tests/test_engine.py` checks the gradients against autograd and the trajectory against
-`Autoencoder` + `torch.optim.Adam`.
+into one flat buffer, and Adam is torch's fused kernel. The 7x7 layers, which hold nearly all the
+weights, take their Adam step in a C kernel (low_rank_adam.c, built by native.py) that forms their
+rank-4 gradients on the fly instead of writing them out; without a C compiler torch's ops do it.
+`python -m ae_core bench` measures the gain; `tests/test_engine.py` checks the gradients against
+autograd and the trajectory, both ways, against `Autoencoder` + `torch.optim.Adam`.
 
 Model k owns row k of every buffer: its own weights, gradients and Adam moments, so the K models
 learn exactly as K separate runs would while sharing kernel calls (issue: batch study). On a CPU the
@@ -23,9 +25,11 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from itertools import accumulate
 
 import torch
 
+from . import native
 from .model import IMAGE_SHAPE, Autoencoder
 
 IMAGE_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
@@ -36,6 +40,7 @@ ADAM_EPS = 1e-8
 # lane steps many times in a row); larger ones spread each kernel call's overhead over more models.
 # At K = 16 on two cores, lanes of 2 to 8 models came within 15% of each other; 4 was the fastest.
 MODELS_PER_LANE = 4
+W3, W4 = "encoder.4.weight", "decoder.0.weight"   # the 7x7 layers' weights
 
 _aten = torch.ops.aten
 
@@ -111,15 +116,15 @@ class StackedAutoencoders:
     def device(self) -> torch.device:
         return self.params.device
 
+    def spans(self) -> list[tuple[int, int]]:
+        """Where each layer's parameters lie in a model's row: (start, end) in state_dict order."""
+        ends = list(accumulate(shape.numel() for shape in self.shapes))
+        return list(zip([0, *ends[:-1]], ends))
+
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Per-layer views of a (K, parameters) buffer: (K, out, rest) for weights, (K, n) for biases."""
-        views, offset = [], 0
-        for shape in self.shapes:
-            size = shape.numel()
-            block = flat[:, offset:offset + size]
-            views.append(block.view(len(flat), shape[0], -1) if len(shape) > 1 else block)
-            offset += size
-        return views
+        return [flat[:, lo:hi].view(len(flat), shape[0], -1) if len(shape) > 1 else flat[:, lo:hi]
+                for shape, (lo, hi) in zip(self.shapes, self.spans())]
 
     # -- state, in Autoencoder's format -------------------------------------------------------------
     def state_dict(self, index: int = 0) -> OrderedDict:
@@ -252,7 +257,7 @@ class _Lane:
             call(torch.sub, self.y, self.x, out=e6_in),                                    # the error
         )
         # d(mean squared error)/d(params) of each model into its rows of the stack's grads.
-        self.backward_plan = (
+        backward_to_7x7 = (
             call(torch.mul, e6_in, 2.0 / IMAGE_SIZE, out=e6_in),
             call(_aten.sigmoid_backward.grad_input, e6_in, self.y, grad_input=e6_in),
             call(torch.sum, e6_in, (2, 3), out=g_b6),
@@ -265,11 +270,15 @@ class _Lane:
             call(torch.bmm, w5, dc5, out=d4), call(_relu_backward, d4, a4.view(k, 32, 64), d4),
             call(torch.sum, d4, 2, out=g_b4),
             call(dc4.view(k, 2, 2, 32, 7, 7).copy_, _windows_7x7(d4.view(k, 32, 8, 8))),
+        )
+        through_7x7 = (
             call(torch.bmm, z3.transpose(1, 2), dc4, out=g_w4),
             call(torch.bmm, dc4, w4.transpose(1, 2), out=d3),                              # (4, 64)
             call(torch.sum, d3, 1, out=g_b3),
             call(torch.bmm, d3.transpose(1, 2), c3, out=g_w3),
             call(torch.bmm, d3, w3, out=dc3),
+        )
+        backward_from_7x7 = (
             call(d2.zero_), *_fold_7x7(dc3, d2),
             call(_relu_backward, d2.view(k, 32, 64), a2, d2.view(k, 32, 64)),
             call(torch.sum, d2.view(k, 32, 64), 2, out=g_b2),
@@ -279,6 +288,49 @@ class _Lane:
             call(torch.sum, d1, 2, out=g_b1),
             call(torch.bmm, d1, c1.transpose(1, 2), out=g_w1),
         )
+        self.backward_plan = (*backward_to_7x7, *through_7x7, *backward_from_7x7)
+        # A step: the backward pass and Adam. With the C kernel (native.py), the 7x7 layers' weights
+        # take their Adam step in the same pass that forms their rank-4 gradients and the backward
+        # products through them; torch's fused Adam updates the other parameters.
+        kernel = native.low_rank_adam() if device.type == "cpu" else None
+        if kernel is None:
+            self.step_plan = (*self.backward_plan, self._adam_call(lambda buffer: [buffer]))
+        else:
+            fused_7x7 = (
+                self._low_rank_adam_call(kernel, W4, a=z3, b=dc4, out=d3, row_dots_out=True),
+                call(torch.sum, d3, 1, out=g_b3),
+                self._low_rank_adam_call(kernel, W3, a=d3, b=c3, out=dc3, row_dots_out=False),
+            )
+            self.step_plan = (*backward_to_7x7, *fused_7x7, *backward_from_7x7,
+                              self._adam_call(self._pieces_besides(W3, W4)))
+
+    def _adam_call(self, pieces) -> partial:
+        """torch's fused Adam on `pieces(buffer)` of each of the lane's buffers (views of its rows)."""
+        params, grads, exp_avg, exp_avg_sq = map(pieces, (self.params, self.grads, self.exp_avg, self.exp_avg_sq))
+        return partial(torch._fused_adam_, params, grads, exp_avg, exp_avg_sq, [], [self.steps_done] * len(params),
+                       amsgrad=False, lr=self.stack.lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
+                       weight_decay=0.0, eps=ADAM_EPS, maximize=False)
+
+    def _pieces_besides(self, *names: str):
+        """A function giving each model's parameters outside the layers `names`, as 1-D views of a buffer."""
+        spans = self.stack.spans()
+        skipped = sorted(spans[self.stack.names.index(name)] for name in names)
+        edges = [0, *(edge for span in skipped for edge in span), spans[-1][1]]
+        kept = list(zip(edges[::2], edges[1::2]))
+        return lambda buffer: [buffer[model, lo:hi] for model in range(self.k) for lo, hi in kept]
+
+    def _low_rank_adam_call(self, kernel, name: str, a, b, out, row_dots_out: bool) -> partial:
+        """The kernel's Adam step for the weights `name`, (k, rows, cols), whose gradient is aᵀb per model."""
+        index = self.stack.names.index(name)
+        weights, exp_avg, exp_avg_sq = (self.stack.views(buffer)[index]
+                                        for buffer in (self.params, self.exp_avg, self.exp_avg_sq))
+        _, rows, cols = weights.shape
+        assert a.shape[1:] == (4, rows) and b.shape[1:] == (4, cols) and cols % 16 == 0, "the kernel's shapes"
+        assert all(t.is_contiguous() for t in (a, b, out)) and weights.stride()[1:] == (cols, 1)
+        return partial(kernel, self.k, rows, cols, weights.data_ptr(), exp_avg.data_ptr(), exp_avg_sq.data_ptr(),
+                       weights.stride(0), a.data_ptr(), a.stride(0), b.data_ptr(), b.stride(0), out.data_ptr(),
+                       out.stride(0), int(row_dots_out), self.steps_done.data_ptr(), self.stack.lr, *ADAM_BETAS,
+                       ADAM_EPS)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Fills `self.y` with each model's output for its row of `images` and `self.error` with y - images."""
@@ -290,9 +342,12 @@ class _Lane:
             kernel_call()
         return self.y
 
-    def gradients(self, targets: torch.Tensor, losses: torch.Tensor) -> None:
+    def _loss(self, targets: torch.Tensor, losses: torch.Tensor) -> None:
         self.forward(targets)
         torch.mean(self.error.square(), (1, 2, 3), out=losses[self.rows])
+
+    def gradients(self, targets: torch.Tensor, losses: torch.Tensor) -> None:
+        self._loss(targets, losses)
         for kernel_call in self.backward_plan:
             kernel_call()
 
@@ -300,8 +355,7 @@ class _Lane:
         """len(losses) steps; `steps_done` is the stack's count before them."""
         self.steps_done.copy_(steps_done)
         for step_losses in losses:
-            self.gradients(targets, step_losses)
+            self._loss(targets, step_losses)
             self.steps_done += 1
-            torch._fused_adam_([self.params], [self.grads], [self.exp_avg], [self.exp_avg_sq], [],
-                               [self.steps_done], amsgrad=False, lr=self.stack.lr, beta1=ADAM_BETAS[0],
-                               beta2=ADAM_BETAS[1], weight_decay=0.0, eps=ADAM_EPS, maximize=False)
+            for kernel_call in self.step_plan:
+                kernel_call()

@@ -117,3 +117,16 @@ def test_sweep_prints_a_line_per_value_and_writes_every_pair_score_to_json(tmp_p
 def test_bad_sweep_values_end_with_one_line_and_no_traceback():
     done = run_cli("sweep", "--pairs", "2", "--over", "lr", "--values", "1e-3", "fast")
     assert done.returncode == 2 and "must be numbers" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("native_setting, status", [(None, "on: "), ("0", "off: AE_NATIVE=0")])
+def test_bench_says_whether_the_engine_ran_with_its_c_kernel(native_setting, status, monkeypatch):
+    from ae_core import native
+    if native_setting is None and native.low_rank_adam() is None:
+        pytest.skip(f"the C kernel is {native.status()}")
+    if native_setting is not None:
+        monkeypatch.setenv("AE_NATIVE", native_setting)
+    done = run_cli("bench", "--pairs", "2", "--epochs", "3", "--rounds", "1")
+    assert done.returncode == 0, done.stderr
+    assert f"engine's C kernel (AE_NATIVE=0 turns it off): {status}" in done.stdout
+    assert "K=2" in done.stdout and "x (median of 1 alternating rounds" in done.stdout

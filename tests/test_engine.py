@@ -21,7 +21,7 @@ def test_gradients_equal_autograd_for_each_stacked_model():
         assert torch.allclose(engine.grads[k], expected, rtol=1e-4, atol=1e-9)
 
 
-def test_training_losses_equal_the_plain_model_with_torch_adam(target):
+def test_training_losses_equal_the_plain_model_with_torch_adam(target, engine_path):
     steps = 50
     engine = StackedAutoencoders([initial_autoencoder(0).state_dict()], lr=1e-3)
     ours = [engine.step(target.unsqueeze(0))[0].item() for _ in range(steps)]
@@ -30,7 +30,7 @@ def test_training_losses_equal_the_plain_model_with_torch_adam(target):
     assert ours[-1] < 0.5 * ours[0]   # and it did learn
 
 
-def test_k_stacked_models_equal_k_separate_runs():
+def test_k_stacked_models_equal_k_separate_runs(engine_path):
     targets = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     seeds = (4, 5, 6)
     together = StackedAutoencoders([initial_autoencoder(s).state_dict() for s in seeds], lr=1e-3)
@@ -53,7 +53,7 @@ def test_state_dict_round_trips_into_the_reference_module(target):
         assert torch.allclose(model(target.unsqueeze(0)), engine.reconstruct(target.unsqueeze(0)), atol=1e-6)
 
 
-def test_many_steps_in_one_call_over_lanes_and_threads_equal_single_steps():
+def test_many_steps_in_one_call_over_lanes_and_threads_equal_single_steps(engine_path):
     """`steps(n)` runs each lane's n steps in a row on whichever thread takes it; the result must not
     depend on that order: bit-identical to n calls of one step."""
     targets = torch.rand(9, 3, 32, 32, generator=torch.Generator().manual_seed(2))

@@ -14,9 +14,11 @@ FORBIDDEN = {
     "a shell or subprocess": r"\bsubprocess\b|os\.system|os\.popen",
     "pickle (torch.load without weights_only included)": r"\bpickle\b|torch\.load\(|\beval\(|\bexec\(",
 }
-# The one exception: worker.py pickles a trainer between this process and its own child process, over
-# a socket pair that nothing else holds; no bytes from a user, a file or the network reach it.
-ALLOWED = {("pickle (torch.load without weights_only included)", "ae_core/worker.py")}
+# The exceptions: worker.py pickles a trainer between this process and its own child process, over
+# a socket pair that nothing else holds; no bytes from a user, a file or the network reach it. native.py
+# runs the C compiler on the package's own source with fixed arguments and no shell.
+ALLOWED = {("pickle (torch.load without weights_only included)", "ae_core/worker.py"),
+           ("a shell or subprocess", "ae_core/native.py")}
 
 
 @pytest.mark.parametrize("what", FORBIDDEN)
@@ -32,6 +34,13 @@ def test_the_worker_unpickles_only_what_arrives_on_its_own_pipe():
     source = (ROOT / "ae_core" / "worker.py").read_text()
     assert re.findall(r"pickle\.loads?\([^)]*\)?\)?", source) == ["pickle.loads(pipe.recv_bytes())"]
     assert "context.Pipe()" in source and "Listener" not in source and "Client(" not in source
+
+
+def test_the_kernel_build_runs_only_the_compiler_with_fixed_arguments_and_no_shell():
+    source = (ROOT / "ae_core" / "native.py").read_text()
+    calls = re.findall(r"subprocess\.run\((\[[^]]*\])", source)
+    assert calls == ["[compiler, \"--version\"]", "[compiler, *FLAGS, \"-o\", partial, SOURCE]"]
+    assert "shell=" not in source and "os.system" not in source
 
 
 def test_server_config_keeps_its_protections_and_watches_no_files():

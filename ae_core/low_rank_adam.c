@@ -1,0 +1,118 @@
+/* Adam on a weight matrix whose gradient is a rank-4 product, without writing the gradient out.
+
+The seed's 7x7 layers see 2x2 positions, so the gradient of each of their weight matrices (rows x cols)
+is grad = a^T b with a: 4 x rows and b: 4 x cols. torch would write that gradient (0.4 MB per model)
+in one pass and read it back in Adam's; here each element is formed where Adam needs it, and the same
+pass also does the backward product that reads these weights, with the weights from before the step:
+    row_dots = b w^T  (4 x rows)     or     col_sums = a w  (4 x cols).
+Adam is torch's formula (torch.optim.Adam without weight decay or amsgrad) in float32 with IEEE
+square roots and one division; torch's second division, by the bias correction's square root, is a
+multiplication here (a square root and a division per element are most of this loop's time), which
+moves a weight by at most a rounding step. Every sum runs in an order fixed by this code, so a
+model's result does not depend on where its rows sit in memory. native.py builds and loads this file.
+*/
+#include <math.h>
+
+#define RANK 4
+#define WIDTH 16 /* columns are taken 16 at a time: cols must be a multiple of 16 */
+
+typedef struct {
+    float step_size, beta1, beta2, grad_weight, square_weight, inverse_bias_correction2_sqrt, eps;
+} AdamStep;
+
+static AdamStep adam_step(float step, double lr, double beta1, double beta2, double eps) {
+    AdamStep s;
+    s.step_size = (float)(lr / (1.0 - pow(beta1, step)));
+    s.inverse_bias_correction2_sqrt = (float)(1.0 / sqrt(1.0 - pow(beta2, step)));
+    s.beta1 = (float)beta1;
+    s.beta2 = (float)beta2;
+    s.grad_weight = (float)(1.0 - beta1);
+    s.square_weight = (float)(1.0 - beta2);
+    s.eps = (float)eps;
+    return s;
+}
+
+static inline float adam(float weight, float *exp_avg, float *exp_avg_sq, float grad,
+                         AdamStep s) {
+    const float m = *exp_avg * s.beta1 + grad * s.grad_weight;
+    const float v = *exp_avg_sq * s.beta2 + grad * grad * s.square_weight;
+    *exp_avg = m;
+    *exp_avg_sq = v;
+    return weight - s.step_size * m / (sqrtf(v) * s.inverse_bias_correction2_sqrt + s.eps);
+}
+
+/* Not inlined: GCC drops `restrict` from inlined parameters, and without it cannot vectorize. */
+__attribute__((noinline)) static void with_row_dots(int rows, int cols, float *restrict w, float *restrict m, float *restrict v,
+                          const float *restrict a, const float *restrict b, float *restrict row_dots,
+                          AdamStep s) {
+    const float *b0 = b, *b1 = b + cols, *b2 = b + 2 * cols, *b3 = b + 3 * cols;
+    for (int r = 0; r < rows; r++) {
+        const float a0 = a[r], a1 = a[rows + r], a2 = a[2 * rows + r], a3 = a[3 * rows + r];
+        float *restrict wr = w + (long)r * cols, *restrict mr = m + (long)r * cols, *restrict vr = v + (long)r * cols;
+        /* Partial sums by column modulo WIDTH, added up in order at the end of the row. */
+        float d0[WIDTH] = {0}, d1[WIDTH] = {0}, d2[WIDTH] = {0}, d3[WIDTH] = {0};
+        for (int c0 = 0; c0 < cols; c0 += WIDTH)
+            for (int j = 0; j < WIDTH; j++) {
+                const int c = c0 + j;
+                const float old = wr[c];
+                d0[j] += b0[c] * old;
+                d1[j] += b1[c] * old;
+                d2[j] += b2[c] * old;
+                d3[j] += b3[c] * old;
+                wr[c] = adam(old, &mr[c], &vr[c], a0 * b0[c] + a1 * b1[c] + a2 * b2[c] + a3 * b3[c], s);
+            }
+        float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
+        for (int j = 0; j < WIDTH; j++) {
+            s0 += d0[j];
+            s1 += d1[j];
+            s2 += d2[j];
+            s3 += d3[j];
+        }
+        row_dots[r] = s0;
+        row_dots[rows + r] = s1;
+        row_dots[2 * rows + r] = s2;
+        row_dots[3 * rows + r] = s3;
+    }
+}
+
+__attribute__((noinline)) static void with_col_sums(int rows, int cols, float *restrict w, float *restrict m, float *restrict v,
+                          const float *restrict a, const float *restrict b, float *restrict col_sums,
+                          AdamStep s) {
+    const float *b0 = b, *b1 = b + cols, *b2 = b + 2 * cols, *b3 = b + 3 * cols;
+    float *restrict s0 = col_sums, *restrict s1 = col_sums + cols, *restrict s2 = col_sums + 2 * cols,
+          *restrict s3 = col_sums + 3 * cols;
+    for (int c = 0; c < RANK * cols; c++)
+        col_sums[c] = 0.0f;
+    for (int r = 0; r < rows; r++) {
+        const float a0 = a[r], a1 = a[rows + r], a2 = a[2 * rows + r], a3 = a[3 * rows + r];
+        float *restrict wr = w + (long)r * cols, *restrict mr = m + (long)r * cols, *restrict vr = v + (long)r * cols;
+        for (int c0 = 0; c0 < cols; c0 += WIDTH)
+            for (int j = 0; j < WIDTH; j++) {
+                const int c = c0 + j;
+                const float old = wr[c];
+                s0[c] += a0 * old;
+                s1[c] += a1 * old;
+                s2[c] += a2 * old;
+                s3[c] += a3 * old;
+                wr[c] = adam(old, &mr[c], &vr[c], a0 * b0[c] + a1 * b1[c] + a2 * b2[c] + a3 * b3[c], s);
+            }
+    }
+}
+
+/* One Adam step of `models` such matrices, each `stride` floats after the last in w, m and v (their
+   a, b and outputs likewise by a_stride, b_stride and out_stride). `out` is row_dots when
+   `row_dots_out` is non-zero, else col_sums. `step` is the step being taken, counted from 1. */
+void low_rank_adam(int models, int rows, int cols, float *w, float *m, float *v, long stride,
+                   const float *a, long a_stride, const float *b, long b_stride,
+                   float *out, long out_stride, int row_dots_out,
+                   const float *step, double lr, double beta1, double beta2, double eps) {
+    const AdamStep s = adam_step(*step, lr, beta1, beta2, eps);
+    for (int k = 0; k < models; k++) {
+        float *wk = w + k * stride, *mk = m + k * stride, *vk = v + k * stride, *out_k = out + k * out_stride;
+        const float *ak = a + k * a_stride, *bk = b + k * b_stride;
+        if (row_dots_out)
+            with_row_dots(rows, cols, wk, mk, vk, ak, bk, out_k, s);
+        else
+            with_col_sums(rows, cols, wk, mk, vk, ak, bk, out_k, s);
+    }
+}

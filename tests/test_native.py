@@ -1,0 +1,73 @@
+"""The C kernel (ae_core/low_rank_adam.c): its arithmetic, and what happens where it cannot be built."""
+import ctypes
+import shutil
+
+import pytest
+import torch
+
+from ae_core import native
+from ae_core.engine import ADAM_BETAS, ADAM_EPS, StackedAutoencoders
+from ae_core.model import initial_autoencoder
+
+needs_kernel = pytest.mark.skipif(native.low_rank_adam() is None, reason=f"the C kernel is {native.status()}")
+
+
+def _pointer(tensor: torch.Tensor) -> int:
+    return tensor.data_ptr()
+
+
+@needs_kernel
+@pytest.mark.parametrize("row_dots_out", [True, False])
+def test_the_kernel_takes_adams_step_with_the_rank_4_gradient_and_the_backward_product(row_dots_out):
+    generator = torch.Generator().manual_seed(0)
+    models, rows, cols, step, lr = 3, 8, 32, 7.0, 1e-3
+    w, m, a, b = (torch.randn(shape, generator=generator) for shape in
+                  ((models, rows, cols), (models, rows, cols), (models, 4, rows), (models, 4, cols)))
+    v = torch.rand(models, rows, cols, generator=generator)
+    out = torch.empty(models, 4, rows if row_dots_out else cols)
+    step_count = torch.tensor(step)   # the kernel reads it through a pointer: it must stay alive
+    before = [t.double() for t in (w, m, v)]
+    native.low_rank_adam()(models, rows, cols, _pointer(w), _pointer(m), _pointer(v), rows * cols,
+                           _pointer(a), 4 * rows, _pointer(b), 4 * cols, _pointer(out), out[0].numel(),
+                           int(row_dots_out), _pointer(step_count), lr, *ADAM_BETAS, ADAM_EPS)
+    # torch.optim.Adam's formula, in float64.
+    w0, m0, v0 = before
+    grad = a.double().transpose(1, 2) @ b.double()
+    beta1, beta2 = ADAM_BETAS
+    m1 = beta1 * m0 + (1 - beta1) * grad
+    v1 = beta2 * v0 + (1 - beta2) * grad ** 2
+    w1 = w0 - lr / (1 - beta1 ** step) * m1 / (v1.sqrt() / (1 - beta2 ** step) ** 0.5 + ADAM_EPS)
+    backward = b.double() @ w0.transpose(1, 2) if row_dots_out else a.double() @ w0
+    for ours, expected in ((m, m1), (v, v1), (w, w1), (out, backward)):
+        assert torch.allclose(ours.double(), expected, rtol=1e-5, atol=1e-6)
+
+
+@needs_kernel
+def test_the_kernel_is_built_once_and_then_loaded_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(native, "_loaded", {})
+    assert native.status() == f"on: {native._library_path(shutil.which('cc'))}"
+    built = list((tmp_path / "cache" / "kernels").glob("*.so"))
+    assert len(built) == 1
+    stamp = built[0].stat().st_mtime_ns
+    monkeypatch.setattr(native, "_loaded", {})
+    assert native.low_rank_adam() is not None and built[0].stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("compiler, reason", [("no-such-compiler", "off: no C compiler"),
+                                              ("false", "off: building low_rank_adam.c with ")])
+def test_without_a_working_compiler_the_engine_says_why_and_trains_with_torch_ops(compiler, reason, monkeypatch,
+                                                                                   target, caplog):
+    monkeypatch.setenv("CC", compiler)
+    monkeypatch.setattr(native, "_loaded", {})
+    assert native.low_rank_adam() is None
+    assert native.status().startswith(reason) and reason in caplog.text
+    engine = StackedAutoencoders([initial_autoencoder(0).state_dict()], lr=1e-3)
+    losses = engine.steps(target.unsqueeze(0), 20)[:, 0]
+    assert losses[-1] < losses[0]
+
+
+def test_the_kernels_argument_list_matches_its_c_signature():
+    source = open(native.SOURCE).read()
+    signature = source[source.index("void low_rank_adam("):].split(")")[0]
+    assert signature.count(",") + 1 == len(native._ARGUMENT_TYPES)
+    assert all(t in (ctypes.c_int, ctypes.c_long, ctypes.c_double, ctypes.c_void_p) for t in native._ARGUMENT_TYPES)
