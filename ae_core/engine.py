@@ -320,7 +320,10 @@ class _Lane:
         return lambda buffer: [buffer[model, lo:hi] for model in range(self.k) for lo, hi in kept]
 
     def _low_rank_adam_call(self, kernel, name: str, a, b, out, row_dots_out: bool) -> partial:
-        """The kernel's Adam step for the weights `name`, (k, rows, cols), whose gradient is aᵀb per model."""
+        """The kernel's Adam step for the weights `name`, (k, rows, cols), whose gradient is aᵀb per model.
+
+        The call holds raw addresses: every tensor behind them lives as long as this lane (its
+        buffers, its plans' arguments and the stack's rows), and none is ever reallocated."""
         index = self.stack.names.index(name)
         weights, exp_avg, exp_avg_sq = (self.stack.views(buffer)[index]
                                         for buffer in (self.params, self.exp_avg, self.exp_avg_sq))
