@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from contextlib import suppress
 
 from .data import data_dir
 
@@ -70,14 +71,20 @@ def _load() -> tuple[object, str]:
         return None, "off: no C compiler (set CC, or install gcc or clang)"
     try:
         path = _library_path(compiler)
-        if not os.path.exists(path):
-            _build(compiler, path)
-        function = ctypes.CDLL(path).low_rank_adam
+        function = _open(compiler, path).low_rank_adam
     except (OSError, subprocess.SubprocessError) as error:
         detail = getattr(error, "stderr", None) or error
         return None, f"off: building {os.path.basename(SOURCE)} with {compiler} failed: {str(detail).strip()[:400]}"
     function.argtypes, function.restype = _ARGUMENT_TYPES, None
     return function, f"on: {path}"
+
+
+def _open(compiler: str, path: str) -> ctypes.CDLL:
+    if os.path.exists(path):
+        with suppress(OSError):
+            return ctypes.CDLL(path)
+    _build(compiler, path)   # not built yet, or a damaged file in the cache: build it afresh
+    return ctypes.CDLL(path)
 
 
 def low_rank_adam():

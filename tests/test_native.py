@@ -1,5 +1,6 @@
 """The C kernel (ae_core/low_rank_adam.c): its arithmetic, and what happens where it cannot be built."""
 import ctypes
+import os
 import shutil
 
 import pytest
@@ -51,6 +52,17 @@ def test_the_kernel_is_built_once_and_then_loaded_from_the_cache(tmp_path, monke
     stamp = built[0].stat().st_mtime_ns
     monkeypatch.setattr(native, "_loaded", {})
     assert native.low_rank_adam() is not None and built[0].stat().st_mtime_ns == stamp
+
+
+@needs_kernel
+def test_a_damaged_library_in_the_cache_is_built_again(monkeypatch):
+    monkeypatch.setattr(native, "_loaded", {})
+    path = native._library_path(shutil.which("cc"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as damaged:
+        damaged.write(b"not a shared library")
+    assert native.status() == f"on: {path}"
+    assert open(path, "rb").read() != b"not a shared library"
 
 
 @pytest.mark.parametrize("compiler, reason", [("no-such-compiler", "off: no C compiler"),
