@@ -1,7 +1,6 @@
 """The C kernel (ae_core/low_rank_adam.c): its arithmetic, and what happens where it cannot be built."""
 import ctypes
 import os
-import shutil
 
 import pytest
 import torch
@@ -10,16 +9,21 @@ from ae_core import native
 from ae_core.engine import ADAM_BETAS, ADAM_EPS, StackedAutoencoders
 from ae_core.model import initial_autoencoder
 
-needs_kernel = pytest.mark.skipif(native.low_rank_adam() is None, reason=f"the C kernel is {native.status()}")
+
+@pytest.fixture
+def kernel():
+    """The kernel, built in this test's cache folder if no test has loaded it yet."""
+    if native.low_rank_adam() is None:
+        pytest.skip(f"the C kernel is {native.status()}")
+    return native.low_rank_adam()
 
 
 def _pointer(tensor: torch.Tensor) -> int:
     return tensor.data_ptr()
 
 
-@needs_kernel
 @pytest.mark.parametrize("row_dots_out", [True, False])
-def test_the_kernel_takes_adams_step_with_the_rank_4_gradient_and_the_backward_product(row_dots_out):
+def test_the_kernel_takes_adams_step_with_the_rank_4_gradient_and_the_backward_product(row_dots_out, kernel):
     generator = torch.Generator().manual_seed(0)
     models, rows, cols, step, lr = 3, 8, 32, 7.0, 1e-3
     w, m, a, b = (torch.randn(shape, generator=generator) for shape in
@@ -28,9 +32,9 @@ def test_the_kernel_takes_adams_step_with_the_rank_4_gradient_and_the_backward_p
     out = torch.empty(models, 4, rows if row_dots_out else cols)
     step_count = torch.tensor(step)   # the kernel reads it through a pointer: it must stay alive
     before = [t.double() for t in (w, m, v)]
-    native.low_rank_adam()(models, rows, cols, _pointer(w), _pointer(m), _pointer(v), rows * cols,
-                           _pointer(a), 4 * rows, _pointer(b), 4 * cols, _pointer(out), out[0].numel(),
-                           int(row_dots_out), _pointer(step_count), lr, *ADAM_BETAS, ADAM_EPS)
+    kernel(models, rows, cols, _pointer(w), _pointer(m), _pointer(v), rows * cols, _pointer(a), 4 * rows,
+           _pointer(b), 4 * cols, _pointer(out), out[0].numel(), int(row_dots_out), _pointer(step_count), lr,
+           *ADAM_BETAS, ADAM_EPS)
     # torch.optim.Adam's formula, in float64.
     w0, m0, v0 = before
     grad = a.double().transpose(1, 2) @ b.double()
@@ -43,10 +47,9 @@ def test_the_kernel_takes_adams_step_with_the_rank_4_gradient_and_the_backward_p
         assert torch.allclose(ours.double(), expected, rtol=1e-5, atol=1e-6)
 
 
-@needs_kernel
-def test_the_kernel_is_built_once_and_then_loaded_from_the_cache(tmp_path, monkeypatch):
+def test_the_kernel_is_built_once_and_then_loaded_from_the_cache(kernel, tmp_path, monkeypatch):
     monkeypatch.setattr(native, "_loaded", {})
-    assert native.status() == f"on: {native._library_path(shutil.which('cc'))}"
+    assert native.status() == f"on: {native._library_path(native._compiler())}"
     built = list((tmp_path / "cache" / "kernels").glob("*.so"))
     assert len(built) == 1
     stamp = built[0].stat().st_mtime_ns
@@ -54,10 +57,9 @@ def test_the_kernel_is_built_once_and_then_loaded_from_the_cache(tmp_path, monke
     assert native.low_rank_adam() is not None and built[0].stat().st_mtime_ns == stamp
 
 
-@needs_kernel
-def test_a_damaged_library_in_the_cache_is_built_again(monkeypatch):
+def test_a_damaged_library_in_the_cache_is_built_again(kernel, monkeypatch):
     monkeypatch.setattr(native, "_loaded", {})
-    path = native._library_path(shutil.which("cc"))
+    path = native._library_path(native._compiler())
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as damaged:
         damaged.write(b"not a shared library")
