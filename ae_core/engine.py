@@ -345,12 +345,13 @@ class _Lane:
             kernel_call()
         return self.y
 
-    def _loss(self, targets: torch.Tensor, losses: torch.Tensor) -> None:
-        self.forward(targets)
+    def loss(self, losses: torch.Tensor) -> None:
+        """Each model's mean squared error from the last forward pass, into its rows of `losses`."""
         torch.mean(self.error.square(), (1, 2, 3), out=losses[self.rows])
 
     def gradients(self, targets: torch.Tensor, losses: torch.Tensor) -> None:
-        self._loss(targets, losses)
+        self.forward(targets)
+        self.loss(losses)
         for kernel_call in self.backward_plan:
             kernel_call()
 
@@ -358,7 +359,8 @@ class _Lane:
         """len(losses) steps; `steps_done` is the stack's count before them."""
         self.steps_done.copy_(steps_done)
         for step_losses in losses:
-            self._loss(targets, step_losses)
+            self.forward(targets)
+            self.loss(step_losses)
             self.steps_done += 1
             for kernel_call in self.step_plan:
                 kernel_call()

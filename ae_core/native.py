@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 
 from .data import data_dir
 
@@ -101,3 +101,17 @@ def status() -> str:
     """'on: <library>' or 'off: <why>'."""
     low_rank_adam()
     return _loaded["status"]
+
+
+@contextmanager
+def turned_off():
+    """Engines built inside take torch's ops, as where no compiler works: to compare or test the two."""
+    low_rank_adam()
+    with _lock:
+        saved = dict(_loaded)
+        _loaded.update(function=None, status="off: turned off for a comparison")
+    try:
+        yield
+    finally:
+        with _lock:
+            _loaded.update(saved)

@@ -30,16 +30,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    kernel = native.low_rank_adam()
-    if kernel is None:
+    if native.low_rank_adam() is None:
         sys.exit(f"nothing to compare: the C kernel is {native.status()}")
     with_kernel, without = [], []
     for _ in range(args.rounds):
-        native._loaded["function"] = kernel
         with_kernel.append(ms_per_pair_epoch(args.pairs, args.epochs))
-        native._loaded["function"] = None   # what the engine sees where no compiler works
-        without.append(ms_per_pair_epoch(args.pairs, args.epochs))
-    native._loaded["function"] = kernel
+        with native.turned_off():
+            without.append(ms_per_pair_epoch(args.pairs, args.epochs))
     ratios = [b / a for a, b in zip(with_kernel, without)]
     print(f"K={args.pairs}, {args.epochs} epochs, {args.rounds} alternating rounds: with the C kernel "
           f"{statistics.median(with_kernel):.3f} ms/pair-epoch, torch's ops only "

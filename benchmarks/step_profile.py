@@ -10,6 +10,7 @@ import collections
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,19 +27,29 @@ def _name(kernel_call) -> str:
     return getattr(function, "__name__", type(function).__name__)
 
 
+@contextmanager
+def cores(count: int):
+    """The engine splits its models over `count` threads, whatever this machine has."""
+    counted = engine.cpu_count
+    engine.cpu_count = lambda: count
+    try:
+        yield
+    finally:
+        engine.cpu_count = counted
+
+
 def profile_lane(models: int, steps: int) -> dict[str, float]:
-    """ms per lane-step by called function, for one lane of `models` models."""
+    """ms per lane-step by called function, for one lane of `models` models on this thread."""
     trainer = Study("sample", models, seed=0).trainer
     stack, targets = trainer.engine, trainer.targets
-    with one_cpu_thread():
-        stack.steps(targets, 5)
+    with cores(1), one_cpu_thread():
+        stack.steps(targets, 5)   # builds the lane and copies the targets in
         lane, = stack._lanes
         losses = torch.empty(models)
         spent = collections.defaultdict(float)
         for _ in range(steps):
-            lane.forward(targets)   # once untimed: it copies the targets in on a lane's first call only
-            loss = [lambda: torch.mean(lane.error.square(), (1, 2, 3), out=losses)]   # as lane._loss does
-            for phase, plan in (("forward", lane.forward_plan), ("loss", loss), ("step", lane.step_plan)):
+            for phase, plan in (("forward", lane.forward_plan), ("loss", [lambda: lane.loss(losses)]),
+                                ("step", lane.step_plan)):
                 for kernel_call in plan:
                     start = time.perf_counter()
                     kernel_call()
@@ -47,42 +58,34 @@ def profile_lane(models: int, steps: int) -> dict[str, float]:
     return {name: seconds / steps * 1e3 for name, seconds in spent.items()}
 
 
-def ms_per_model_step(pairs: int, steps: int, cores: int) -> float:
+def ms_per_model_step(pairs: int, steps: int, threads: int) -> float:
     trainer = Study("sample", pairs, seed=0).trainer
     stack, targets = trainer.engine, trainer.targets
-    counted = engine.cpu_count
-    engine.cpu_count = lambda: cores
-    try:
-        with one_cpu_thread():
-            stack.steps(targets, 5)
-            start = time.perf_counter()
-            stack.steps(targets, steps)
-            return (time.perf_counter() - start) / (steps * pairs) * 1e3
-    finally:
-        engine.cpu_count = counted
+    with cores(threads), one_cpu_thread():
+        stack.steps(targets, 5)
+        start = time.perf_counter()
+        stack.steps(targets, steps)
+        return (time.perf_counter() - start) / (steps * pairs) * 1e3
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=engine.MODELS_PER_LANE)
+    parser.add_argument("--models", type=int, default=engine.MODELS_PER_LANE,
+                        help=f"models in the lane, at most {engine.MODELS_PER_LANE}")
     parser.add_argument("--steps", type=int, default=400)
     args = parser.parse_args()
-    engine.cpu_count, counted = (lambda: 1), engine.cpu_count   # one lane: all models on this thread
-    try:
-        spent = profile_lane(args.models, args.steps)
-    finally:
-        engine.cpu_count = counted
+    spent = profile_lane(args.models, args.steps)
     total = sum(spent.values())
     print(f"one lane of {args.models} models, one thread: {total:.3f} ms per step")
     for name, ms in sorted(spent.items(), key=lambda item: -item[1]):
         print(f"  {ms:7.3f} ms  {ms / total:5.1%}  {name}")
-    cores = engine.cpu_count()
-    rounds = {1: [], cores: []}
+    available = engine.cpu_count()
+    rounds = {1: [], available: []}
     for _ in range(3):
         for used in rounds:
             rounds[used].append(ms_per_model_step(16, 100, used))
-    one, all_ = (statistics.median(rounds[used]) for used in (1, cores))
-    print(f"K = 16, 100 steps, median of 3 alternating rounds: 1 thread {one:.3f}, {cores} threads {all_:.3f} "
+    one, all_ = (statistics.median(rounds[used]) for used in (1, available))
+    print(f"K = 16, 100 steps, median of 3 alternating rounds: 1 thread {one:.3f}, {available} threads {all_:.3f} "
           f"ms per model-step ({one / all_:.2f}x)")
 
 

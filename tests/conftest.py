@@ -33,11 +33,13 @@ def plain_reference_losses(target: torch.Tensor, steps: int, seed: int = 0) -> l
 
 
 @pytest.fixture(params=["C kernel", "torch ops"])
-def engine_path(request, monkeypatch):
+def engine_path(request):
     """Each way the engine can take a step: with native.py's C kernel, and without it (no compiler)."""
     from ae_core import native
     if request.param == "torch ops":
-        monkeypatch.setattr(native, "_loaded", {"function": None, "status": "off: this test"})
-    elif native.low_rank_adam() is None:
+        with native.turned_off():
+            yield request.param
+        return
+    if native.low_rank_adam() is None:
         pytest.skip(f"the C kernel is {native.status()}")
-    return request.param
+    yield request.param
