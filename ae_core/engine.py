@@ -91,7 +91,14 @@ def _windows_7x7(maps: torch.Tensor) -> torch.Tensor:
 
 def _fold_7x7(rows: torch.Tensor, maps: torch.Tensor) -> list:
     """Kernel calls that add (K, 4, C*49) rows, one per 2x2 output position, onto (K, C, 8, 8) maps."""
-    windows = rows.view(len(rows), 2, 2, -1, 7, 7)
+    k, channels = maps.shape[:2]
+    if maps.device.type == "cpu":
+        # One call in place of four adds, and faster than them (22 against 34 us for 4 models): on a
+        # CPU, index_add_ adds in index order, so the sums equal the four adds' bit for bit. On a GPU
+        # it adds with atomics in no fixed order, which would make runs differ, so there the adds stay.
+        where = _windows_7x7(torch.arange(channels * 64).view(1, channels, 8, 8)).flatten()
+        return [partial(maps.view(k, -1).index_add_, 1, where, rows.view(k, -1))]
+    windows = rows.view(k, 2, 2, -1, 7, 7)
     return [partial(torch.add, maps[:, :, r:r + 7, c:c + 7], windows[:, r, c], out=maps[:, :, r:r + 7, c:c + 7])
             for r in range(2) for c in range(2)]
 
@@ -241,16 +248,17 @@ class _Lane:
             call(torch.baddbmm, b1.unsqueeze(2), w1, c1, out=a1),                          # (16, 16*16)
             call(torch.clamp_min, a1.view(maps), 0.0, out=p1_in),                          # ReLU
             call(c2.view(k, 16, 3, 3, 8, 8).copy_, _windows_3x3_stride2(p1)),              # (144, 8*8)
-            call(torch.baddbmm, b2.unsqueeze(2), w2, c2, out=a2), call(torch.relu_, a2),   # (32, 8*8)
-            # With only 4 output positions, MKL is several times faster when positions are the rows.
-            call(c3.view(k, 2, 2, 32, 7, 7).copy_, _windows_7x7(a2.view(k, 32, 8, 8))),     # (4, 1568)
+            call(torch.baddbmm, b2.unsqueeze(2), w2, c2, out=a2),                          # (32, 8*8)
+            # The ReLU is taken as the windows are copied, one call fewer (a2 stays pre-ReLU). With
+            # only 4 output positions, MKL is several times faster when positions are the rows.
+            call(torch.clamp_min, _windows_7x7(a2.view(k, 32, 8, 8)), 0.0, out=c3.view(k, 2, 2, 32, 7, 7)),
             call(torch.baddbmm, b3.unsqueeze(1), c3, w3.transpose(1, 2), out=z3),          # (4, 64) latent
             call(torch.bmm, z3, w4, out=c4),                                               # (4, 1568)
             call(a4.copy_, b4.view(k, 32, 1, 1).expand(k, 32, 8, 8)), *_fold_7x7(c4, a4),
             call(torch.relu_, a4),                                                         # (32, 8, 8)
             call(torch.bmm, w5.transpose(1, 2), a4.view(k, 32, 64), out=c5),               # (144, 8*8)
             call(_fold_3x3_stride2, c5, 16, a5.view(maps)),
-            call(torch.add, a5, b5.unsqueeze(2), out=a5), call(torch.relu_, a5),           # (16, 16*16)
+            call(_aten._add_relu_, a5, b5.unsqueeze(2)),                                   # (16, 16*16)
             call(torch.bmm, w6.transpose(1, 2), a5, out=c6),                               # (27, 16*16)
             call(_fold_3x3_stride2, c6, 32, self.y),
             call(torch.add, self.y, b6.view(k, 3, 1, 1), out=self.y), call(torch.sigmoid_, self.y),
