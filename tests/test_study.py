@@ -33,6 +33,25 @@ def test_a_diverging_model_keeps_finite_weights_while_the_others_train_on():
     assert trainer.losses[-1, 0] < trainer.losses[0, 0]
 
 
+def test_a_model_that_diverges_later_keeps_the_weights_of_the_last_checkpoint_before_it():
+    """Checkpoints after the first are copied into one reused buffer: the weights kept for a model
+    that diverges must be that checkpoint's, not overwritten by a later copy."""
+    targets = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    trainer = BatchTrainer(targets, device="cpu")
+    weights_at = {0: trainer.engine.params[1].clone()}
+
+    def record_then_break_model_1(progress):
+        weights_at[progress.epoch] = trainer.engine.params[1].clone()
+        if len(weights_at) == 4:
+            trainer.engine.params[1].fill_(math.nan)
+
+    assert trainer.train(400, on_progress=record_then_break_model_1, report_every_s=0.0) == FINISHED
+    kept_epoch = trainer.diverged[1]
+    assert kept_epoch > 0 and kept_epoch in weights_at
+    assert torch.equal(trainer.engine.params[1], weights_at[kept_epoch])
+    assert torch.isnan(trainer.losses[kept_epoch:, 1]).all() and torch.isfinite(trainer.losses[:, 0]).all()
+
+
 def test_pairs_are_distinct_reproducible_and_follow_the_seed():
     assert pick_pairs("sample", 50, seed=1) == pick_pairs("sample", 50, seed=1)
     assert pick_pairs("sample", 50, seed=1) != pick_pairs("sample", 50, seed=2)
