@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from ae_core.engine import StackedAutoencoders
+from ae_core.engine import StackedAutoencoders, _fold_7x7
 from ae_core.model import initial_autoencoder
 from conftest import plain_reference_losses
 
@@ -64,3 +64,17 @@ def test_many_steps_in_one_call_over_lanes_and_threads_equal_single_steps(engine
     assert torch.equal(losses, torch.stack([stepped.step(targets) for _ in range(12)]))
     assert all(torch.equal(a, b) for a, b in zip(chunked.state_tensors(), stepped.state_tensors()))
     assert int(chunked.steps_done) == int(stepped.steps_done) == 12
+
+
+def test_the_7x7_fold_adds_every_window_onto_its_place_in_the_order_of_four_adds():
+    """On a CPU the fold is one index_add_; its sums must equal four window adds bit for bit."""
+    generator = torch.Generator().manual_seed(0)
+    rows, maps = torch.randn(3, 4, 32 * 49, generator=generator), torch.randn(3, 32, 8, 8, generator=generator)
+    expected = maps.clone()
+    windows = rows.view(3, 2, 2, 32, 7, 7)
+    for r in range(2):
+        for c in range(2):
+            expected[:, :, r:r + 7, c:c + 7] += windows[:, r, c]
+    for kernel_call in _fold_7x7(rows, maps):
+        kernel_call()
+    assert torch.equal(maps, expected)
