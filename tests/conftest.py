@@ -32,6 +32,14 @@ def plain_reference_losses(target: torch.Tensor, steps: int, seed: int = 0) -> l
     return plain_notebook_training(target, steps, seed)
 
 
+def c_kernel_or_skip():
+    """The engine's C kernel (native.py); the calling test is skipped where it cannot be built here."""
+    from ae_core import native
+    if native.low_rank_adam() is None:
+        pytest.skip(f"the C kernel is {native.status()}")
+    return native.low_rank_adam()
+
+
 @pytest.fixture(params=["C kernel", "torch ops"])
 def engine_path(request):
     """Each way the engine can take a step: with native.py's C kernel, and without it (no compiler)."""
@@ -40,6 +48,5 @@ def engine_path(request):
         with native.turned_off():
             yield request.param
         return
-    if native.low_rank_adam() is None:
-        pytest.skip(f"the C kernel is {native.status()}")
+    c_kernel_or_skip()
     yield request.param

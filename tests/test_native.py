@@ -8,14 +8,13 @@ import torch
 from ae_core import native
 from ae_core.engine import ADAM_BETAS, ADAM_EPS, StackedAutoencoders
 from ae_core.model import initial_autoencoder
+from conftest import c_kernel_or_skip
 
 
 @pytest.fixture
 def kernel():
     """The kernel, built in this test's cache folder if no test has loaded it yet."""
-    if native.low_rank_adam() is None:
-        pytest.skip(f"the C kernel is {native.status()}")
-    return native.low_rank_adam()
+    return c_kernel_or_skip()
 
 
 def _pointer(tensor: torch.Tensor) -> int:
