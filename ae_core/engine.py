@@ -208,6 +208,10 @@ class StackedAutoencoders:
         return outputs
 
 
+def _contiguous(*tensors: torch.Tensor) -> bool:
+    return all(tensor.is_contiguous() for tensor in tensors)
+
+
 class _Lane:
     """The models in `rows` of a stack, with the buffers and recorded kernel calls of their steps.
 
@@ -243,6 +247,13 @@ class _Lane:
         q5, q5_in = _padded(k, 16, 16, device)    # d5 through the ReLU, for deconv5's windows
         maps = (k, 16, 16, 16)
         self.error = e6_in
+        # The 7x7 layers' products with their weights: rank 4, where the C kernel beats MKL's bmm.
+        product = native.low_rank_product() if device.type == "cpu" else None
+        if product is None:
+            to_latent, from_latent = call(torch.bmm, c3, w3.transpose(1, 2), out=z3), call(torch.bmm, z3, w4, out=c4)
+        else:
+            to_latent = self._low_rank_product_call(product, W3, x=c3, out=z3, row_dots_out=True)
+            from_latent = self._low_rank_product_call(product, W4, x=z3, out=c4, row_dots_out=False)
         self.unfold_input = call(_aten.im2col.out, self.x, (3, 3), (1, 1), (1, 1), (2, 2), out=c1)  # once per image
         self.forward_plan = (
             call(torch.baddbmm, b1.unsqueeze(2), w1, c1, out=a1),                          # (16, 16*16)
@@ -252,8 +263,8 @@ class _Lane:
             # The ReLU is taken as the windows are copied, one call fewer (a2 stays pre-ReLU). With
             # only 4 output positions, MKL is several times faster when positions are the rows.
             call(torch.clamp_min, _windows_7x7(a2.view(k, 32, 8, 8)), 0.0, out=c3.view(k, 2, 2, 32, 7, 7)),
-            call(torch.baddbmm, b3.unsqueeze(1), c3, w3.transpose(1, 2), out=z3),          # (4, 64) latent
-            call(torch.bmm, z3, w4, out=c4),                                               # (4, 1568)
+            to_latent, call(torch.add, z3, b3.unsqueeze(1), out=z3),                        # (4, 64) latent
+            from_latent,                                                                   # (4, 1568)
             call(a4.copy_, b4.view(k, 32, 1, 1).expand(k, 32, 8, 8)), *_fold_7x7(c4, a4),
             call(torch.relu_, a4),                                                         # (32, 8, 8)
             call(torch.bmm, w5.transpose(1, 2), a4.view(k, 32, 64), out=c5),               # (144, 8*8)
@@ -332,16 +343,29 @@ class _Lane:
 
         The call holds raw addresses: every tensor behind them lives as long as this lane (its
         buffers, its plans' arguments and the stack's rows), and none is ever reallocated."""
-        index = self.stack.names.index(name)
-        weights, exp_avg, exp_avg_sq = (self.stack.views(buffer)[index]
+        weights, exp_avg, exp_avg_sq = (self._low_rank_weights(name, buffer)
                                         for buffer in (self.params, self.exp_avg, self.exp_avg_sq))
         _, rows, cols = weights.shape
-        assert a.shape[1:] == (4, rows) and b.shape[1:] == (4, cols) and cols % 16 == 0, "the kernel's shapes"
-        assert all(t.is_contiguous() for t in (a, b, out)) and weights.stride()[1:] == (cols, 1)
+        assert a.shape[1:] == (4, rows) and b.shape[1:] == (4, cols) and _contiguous(a, b, out)
         return partial(kernel, self.k, rows, cols, weights.data_ptr(), exp_avg.data_ptr(), exp_avg_sq.data_ptr(),
                        weights.stride(0), a.data_ptr(), a.stride(0), b.data_ptr(), b.stride(0), out.data_ptr(),
                        out.stride(0), int(row_dots_out), self.steps_done.data_ptr(), self.stack.lr, *ADAM_BETAS,
                        ADAM_EPS)
+
+    def _low_rank_product_call(self, kernel, name: str, x, out, row_dots_out: bool) -> partial:
+        """The kernel's product of (k, 4, ·) `x` with the weights `name`: x wᵀ if `row_dots_out`, else x w.
+        Raw addresses, as in `_low_rank_adam_call`."""
+        weights = self._low_rank_weights(name, self.params)
+        _, rows, cols = weights.shape
+        assert x.shape[1:] == (4, cols if row_dots_out else rows) and _contiguous(x, out)
+        return partial(kernel, self.k, rows, cols, weights.data_ptr(), weights.stride(0), x.data_ptr(), x.stride(0),
+                       out.data_ptr(), out.stride(0), int(row_dots_out))
+
+    def _low_rank_weights(self, name: str, buffer: torch.Tensor) -> torch.Tensor:
+        """The (k, rows, cols) view of the 7x7 layer `name` in one of the lane's buffers, as the kernel takes it."""
+        view = self.stack.views(buffer)[self.stack.names.index(name)]
+        assert view.shape[2] % 16 == 0 and view.stride()[1:] == (view.shape[2], 1), "the kernel's shapes"
+        return view
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Fills `self.y` with each model's output for its row of `images` and `self.error` with y - images."""

@@ -12,6 +12,7 @@ moves a weight by at most a rounding step. Every sum runs in an order fixed by t
 model's result does not depend on where its rows sit in memory. native.py builds and loads this file.
 */
 #include <math.h>
+#include <stddef.h>
 
 #define RANK 4
 #define WIDTH 16 /* columns are taken 16 at a time: cols must be a multiple of 16 */
@@ -41,25 +42,31 @@ static inline float adam(float weight, float *exp_avg, float *exp_avg_sq, float 
     return weight - s.step_size * m / (sqrtf(v) * s.inverse_bias_correction2_sqrt + s.eps);
 }
 
-/* Not inlined: GCC drops `restrict` from inlined parameters, and without it cannot vectorize. */
-__attribute__((noinline)) static void with_row_dots(int rows, int cols, float *restrict w, float *restrict m, float *restrict v,
-                          const float *restrict a, const float *restrict b, float *restrict row_dots,
-                          AdamStep s) {
+/* Each loop is written once and compiled twice, with and without Adam's step (`s` NULL: the product
+   alone, and m, v and the other factor NULL), by inlining it into the noinline functions below with
+   `s` known; the test on `s` must not stay in the loop, where it stops vectorization. */
+static inline __attribute__((always_inline)) void row_dots_loop(int rows, int cols, float *restrict w, float *restrict m,
+                                                        float *restrict v, const float *restrict a,
+                                                        const float *restrict b, float *restrict row_dots,
+                                                        const AdamStep *s) {
     const float *b0 = b, *b1 = b + cols, *b2 = b + 2 * cols, *b3 = b + 3 * cols;
     for (int r = 0; r < rows; r++) {
-        const float a0 = a[r], a1 = a[rows + r], a2 = a[2 * rows + r], a3 = a[3 * rows + r];
-        float *restrict wr = w + (long)r * cols, *restrict mr = m + (long)r * cols, *restrict vr = v + (long)r * cols;
+        const long row = (long)r * cols;
         /* Partial sums by column modulo WIDTH, added up in order at the end of the row. */
         float d0[WIDTH] = {0}, d1[WIDTH] = {0}, d2[WIDTH] = {0}, d3[WIDTH] = {0};
         for (int c0 = 0; c0 < cols; c0 += WIDTH)
             for (int j = 0; j < WIDTH; j++) {
                 const int c = c0 + j;
-                const float old = wr[c];
+                const float old = w[row + c];
                 d0[j] += b0[c] * old;
                 d1[j] += b1[c] * old;
                 d2[j] += b2[c] * old;
                 d3[j] += b3[c] * old;
-                wr[c] = adam(old, &mr[c], &vr[c], a0 * b0[c] + a1 * b1[c] + a2 * b2[c] + a3 * b3[c], s);
+                if (s)
+                    w[row + c] = adam(old, &m[row + c], &v[row + c],
+                                      a[r] * b0[c] + a[rows + r] * b1[c] + a[2 * rows + r] * b2[c] +
+                                          a[3 * rows + r] * b3[c],
+                                      *s);
             }
         float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
         for (int j = 0; j < WIDTH; j++) {
@@ -75,29 +82,50 @@ __attribute__((noinline)) static void with_row_dots(int rows, int cols, float *r
     }
 }
 
-__attribute__((noinline)) static void with_col_sums(int rows, int cols, float *restrict w, float *restrict m, float *restrict v,
-                          const float *restrict a, const float *restrict b, float *restrict col_sums,
-                          AdamStep s) {
-    const float *b0 = b, *b1 = b + cols, *b2 = b + 2 * cols, *b3 = b + 3 * cols;
-    float *restrict s0 = col_sums, *restrict s1 = col_sums + cols, *restrict s2 = col_sums + 2 * cols,
-          *restrict s3 = col_sums + 3 * cols;
-    for (int c = 0; c < RANK * cols; c++)
-        col_sums[c] = 0.0f;
-    for (int r = 0; r < rows; r++) {
-        const float a0 = a[r], a1 = a[rows + r], a2 = a[2 * rows + r], a3 = a[3 * rows + r];
-        float *restrict wr = w + (long)r * cols, *restrict mr = m + (long)r * cols, *restrict vr = v + (long)r * cols;
-        for (int c0 = 0; c0 < cols; c0 += WIDTH)
-            for (int j = 0; j < WIDTH; j++) {
-                const int c = c0 + j;
-                const float old = wr[c];
+/* Columns a tile at a time down all the rows, so that the tile's sums and its columns of b stay in L1
+   while w, m and v stream past: at the 7x7 layers' 1568 columns, quarters were faster than whole
+   rows (whose sums and b, 25 KB each, overflow L1) and than tiles of 16 (w, m and v then read 64
+   bytes a row). */
+#define TILE 392
+static inline __attribute__((always_inline)) void col_sums_loop(int rows, int cols, float *restrict w, float *restrict m,
+                                                        float *restrict v, const float *restrict a,
+                                                        const float *restrict b, float *restrict col_sums,
+                                                        const AdamStep *s) {
+    for (int t0 = 0; t0 < cols; t0 += TILE) {
+        const int width = cols - t0 < TILE ? cols - t0 : TILE;
+        float s0[TILE] = {0}, s1[TILE] = {0}, s2[TILE] = {0}, s3[TILE] = {0};
+        for (int r = 0; r < rows; r++) {
+            const float a0 = a[r], a1 = a[rows + r], a2 = a[2 * rows + r], a3 = a[3 * rows + r];
+            const long row = (long)r * cols + t0;
+            for (int c = 0; c < width; c++) {
+                const float old = w[row + c];
                 s0[c] += a0 * old;
                 s1[c] += a1 * old;
                 s2[c] += a2 * old;
                 s3[c] += a3 * old;
-                wr[c] = adam(old, &mr[c], &vr[c], a0 * b0[c] + a1 * b1[c] + a2 * b2[c] + a3 * b3[c], s);
+                if (s)
+                    w[row + c] = adam(old, &m[row + c], &v[row + c],
+                                      a0 * b[t0 + c] + a1 * b[cols + t0 + c] + a2 * b[2 * cols + t0 + c] +
+                                          a3 * b[3 * cols + t0 + c],
+                                      *s);
             }
+        }
+        for (int c = 0; c < width; c++) {
+            col_sums[t0 + c] = s0[c];
+            col_sums[cols + t0 + c] = s1[c];
+            col_sums[2 * cols + t0 + c] = s2[c];
+            col_sums[3 * cols + t0 + c] = s3[c];
+        }
     }
 }
+
+/* Not inlined: GCC drops `restrict` from inlined parameters, and without it cannot vectorize. */
+#define ARGUMENTS int rows, int cols, float *restrict w, float *restrict m, float *restrict v, \
+                  const float *restrict a, const float *restrict b, float *restrict out
+__attribute__((noinline)) static void row_dots_and_adam(ARGUMENTS, AdamStep s) { row_dots_loop(rows, cols, w, m, v, a, b, out, &s); }
+__attribute__((noinline)) static void col_sums_and_adam(ARGUMENTS, AdamStep s) { col_sums_loop(rows, cols, w, m, v, a, b, out, &s); }
+__attribute__((noinline)) static void row_dots(ARGUMENTS) { row_dots_loop(rows, cols, w, m, v, a, b, out, NULL); }
+__attribute__((noinline)) static void col_sums(ARGUMENTS) { col_sums_loop(rows, cols, w, m, v, a, b, out, NULL); }
 
 /* One Adam step of `models` such matrices, each `stride` floats after the last in w, m and v (their
    a, b and outputs likewise by a_stride, b_stride and out_stride). `out` is row_dots when
@@ -111,8 +139,23 @@ void low_rank_adam(int models, int rows, int cols, float *w, float *m, float *v,
         float *wk = w + k * stride, *mk = m + k * stride, *vk = v + k * stride, *out_k = out + k * out_stride;
         const float *ak = a + k * a_stride, *bk = b + k * b_stride;
         if (row_dots_out)
-            with_row_dots(rows, cols, wk, mk, vk, ak, bk, out_k, s);
+            row_dots_and_adam(rows, cols, wk, mk, vk, ak, bk, out_k, s);
         else
-            with_col_sums(rows, cols, wk, mk, vk, ak, bk, out_k, s);
+            col_sums_and_adam(rows, cols, wk, mk, vk, ak, bk, out_k, s);
+    }
+}
+
+/* The same products alone, for the forward pass: out = x w^T (4 x rows, x: 4 x cols) when
+   `row_dots_out` is non-zero, else out = x w (4 x cols, x: 4 x rows). MKL's batched matmul takes
+   a third longer on these rank-4 shapes, which are too thin for its blocking. */
+void low_rank_product(int models, int rows, int cols, float *w, long stride, const float *x, long x_stride,
+                      float *out, long out_stride, int row_dots_out) {
+    for (int k = 0; k < models; k++) {
+        float *wk = w + k * stride, *out_k = out + k * out_stride;
+        const float *xk = x + k * x_stride;
+        if (row_dots_out)
+            row_dots(rows, cols, wk, NULL, NULL, NULL, xk, out_k);
+        else
+            col_sums(rows, cols, wk, NULL, NULL, xk, NULL, out_k);
     }
 }

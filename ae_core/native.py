@@ -1,10 +1,11 @@
-"""The engine's one kernel in C (`low_rank_adam.c`), built on first use by the system's C compiler.
+"""The engine's kernels in C (`low_rank_adam.c`), built on first use by the system's C compiler.
 
 No library fuses a low-rank gradient into Adam, and on a CPU the study spends a fifth of its time
 writing the 7x7 layers' gradients out and reading them back (README, "Speed, a study of K pairs").
 The build takes well under a second and is kept in the app's cache folder, named by a hash of the
 source, the flags, the compiler and this machine, so another machine or a changed source builds
-afresh. Where no C compiler works, `low_rank_adam()` is None and the engine keeps to torch's ops:
+afresh. Where no C compiler works, `low_rank_adam()` and `low_rank_product()` are None and the
+engine keeps to torch's ops:
 the same training within float tolerance, only slower; `status()` says which and why.
 """
 import ctypes
@@ -23,12 +24,18 @@ from .data import data_dir
 SOURCE = os.path.join(os.path.dirname(__file__), "low_rank_adam.c")
 # -march=native: the library is built where it runs. No fast-math: IEEE square roots and divisions.
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC"]
-_ARGUMENT_TYPES = [ctypes.c_int, ctypes.c_int, ctypes.c_int,                          # models, rows, cols
-                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long,  # w, m, v, stride
-                   ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_long,    # a, b and strides
-                   ctypes.c_void_p, ctypes.c_long, ctypes.c_int,                      # out, stride, row_dots?
-                   ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_double,
-                   ctypes.c_double]                                                   # step, lr, betas, eps
+# The library's functions and their C argument types.
+SIGNATURES = {
+    "low_rank_adam": [ctypes.c_int, ctypes.c_int, ctypes.c_int,                          # models, rows, cols
+                      ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long,  # w, m, v, stride
+                      ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_long,    # a, b and strides
+                      ctypes.c_void_p, ctypes.c_long, ctypes.c_int,                      # out, stride, row_dots?
+                      ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_double,
+                      ctypes.c_double],                                                  # step, lr, betas, eps
+    "low_rank_product": [ctypes.c_int, ctypes.c_int, ctypes.c_int,                       # models, rows, cols
+                         ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_long,  # w, x and strides
+                         ctypes.c_void_p, ctypes.c_long, ctypes.c_int],                  # out, stride, row_dots?
+}
 
 _lock = threading.Lock()
 _loaded: dict = {}
@@ -63,7 +70,7 @@ def _build(compiler: str, path: str) -> None:
             os.remove(partial)
 
 
-def _load() -> tuple[object, str]:
+def _load() -> tuple[ctypes.CDLL | None, str]:
     if os.environ.get("AE_NATIVE") == "0":
         return None, "off: AE_NATIVE=0"
     compiler = _compiler()
@@ -71,12 +78,14 @@ def _load() -> tuple[object, str]:
         return None, "off: no C compiler (set CC, or install gcc or clang)"
     try:
         path = _library_path(compiler)
-        function = _open(compiler, path).low_rank_adam
+        library = _open(compiler, path)
     except (OSError, subprocess.SubprocessError) as error:
         detail = getattr(error, "stderr", None) or error
         return None, f"off: building {os.path.basename(SOURCE)} with {compiler} failed: {str(detail).strip()[:400]}"
-    function.argtypes, function.restype = _ARGUMENT_TYPES, None
-    return function, f"on: {path}"
+    for name, argument_types in SIGNATURES.items():
+        function = getattr(library, name)
+        function.argtypes, function.restype = argument_types, None
+    return library, f"on: {path}"
 
 
 def _open(compiler: str, path: str) -> ctypes.CDLL:
@@ -87,29 +96,41 @@ def _open(compiler: str, path: str) -> ctypes.CDLL:
     return ctypes.CDLL(path)
 
 
-def low_rank_adam():
-    """The C function (see low_rank_adam.c), or None where it cannot be built; built once a process."""
+def _library() -> ctypes.CDLL | None:
+    """The built library, or None where it cannot be built; built once a process."""
     with _lock:
         if not _loaded:
-            _loaded["function"], _loaded["status"] = _load()
-            if _loaded["function"] is None:
+            _loaded["library"], _loaded["status"] = _load()
+            if _loaded["library"] is None:
                 log.warning("C kernel %s", _loaded["status"])
-        return _loaded["function"]
+        return _loaded["library"]
+
+
+def low_rank_adam():
+    """The C function `low_rank_adam` (see low_rank_adam.c), or None where the library cannot be built."""
+    library = _library()
+    return None if library is None else library.low_rank_adam
+
+
+def low_rank_product():
+    """The C function `low_rank_product` (see low_rank_adam.c), or None where the library cannot be built."""
+    library = _library()
+    return None if library is None else library.low_rank_product
 
 
 def status() -> str:
     """'on: <library>' or 'off: <why>'."""
-    low_rank_adam()
+    _library()
     return _loaded["status"]
 
 
 @contextmanager
 def turned_off():
     """Engines built inside take torch's ops, as where no compiler works: to compare or test the two."""
-    low_rank_adam()
+    _library()
     with _lock:
         saved = dict(_loaded)
-        _loaded.update(function=None, status="off: turned off for a comparison")
+        _loaded.update(library=None, status="off: turned off for a comparison")
     try:
         yield
     finally:
