@@ -80,8 +80,30 @@ def _windows_3x3_stride2(padded: torch.Tensor) -> torch.Tensor:
     return padded.as_strided((k, channels, 3, 3, out, out), (s_k, s_c, s_h, s_w, 2 * s_h, 2 * s_w))
 
 
-def _fold_3x3_stride2(columns: torch.Tensor, size: int, out: torch.Tensor) -> None:
-    _aten.col2im.out(columns, (size, size), (3, 3), (1, 1), (1, 1), (2, 2), out=out)
+def _fold_target(k: int, channels: int, size: int, device) -> torch.Tensor:
+    """(K, C, size, size) maps for `_fold_3x3_stride2` to write: on a CPU, each model's maps are followed
+    by one spare element, where the fold drops the windows' taps that fall on the padding."""
+    if torch.device(device).type != "cpu":
+        return torch.empty(k, channels, size, size, device=device)
+    return torch.empty(k, channels * size * size + 1, device=device)[:, :-1].view(k, channels, size, size)
+
+
+def _fold_3x3_stride2(columns: torch.Tensor, maps: torch.Tensor) -> list:
+    """Kernel calls that sum (K, C*9, out*out) columns of stride-2 3x3 windows onto (K, C, size, size)
+    maps from `_fold_target`, as col2im does."""
+    k, channels, size, _ = maps.shape
+    if maps.device.type != "cpu":
+        return [partial(_aten.col2im.out, columns, (size, size), (3, 3), (1, 1), (1, 1), (2, 2), out=maps)]
+    # On a CPU, index_add_ is faster than col2im (29 against 48 us for 4 models of 16 channels) and
+    # gives the same sums bit for bit; see _fold_7x7 for why not on a GPU.
+    spare = channels * size * size
+    places = torch.full((1, channels, size + 2, size + 2), spare)
+    places[:, :, 1:size + 1, 1:size + 1] = torch.arange(spare).view(1, channels, size, size)
+    # (A view of one model's maps may give any stride between models: there is none.)
+    assert k == 1 or maps.stride(0) == spare + 1, "maps from _fold_target"
+    with_spare = maps.as_strided((k, spare + 1), (spare + 1, 1))
+    return [with_spare.zero_,
+            partial(with_spare.index_add_, 1, _windows_3x3_stride2(places).flatten(), columns.view(k, -1))]
 
 
 def _windows_7x7(maps: torch.Tensor) -> torch.Tensor:
@@ -235,13 +257,13 @@ class _Lane:
 
         # Activations (a), unfolded columns (c), gradients (d, dc) and maps with a zero border for 3x3
         # windows (p, e, q; `_in` is the interior); shapes are per model.
-        self.x, self.y = buffer(3, 32, 32), buffer(3, 32, 32)
+        self.x, self.y = buffer(3, 32, 32), _fold_target(k, 3, 32, device)
         c1, a1, c2, a2 = buffer(27, 256), buffer(16, 256), buffer(144, 64), buffer(32, 64)
         c3, z3, c4, a4 = buffer(4, 1568), buffer(4, 64), buffer(4, 1568), buffer(32, 8, 8)
-        c5, a5, c6 = buffer(144, 64), buffer(16, 256), buffer(27, 256)
+        c5, a5, c6 = buffer(144, 64), _fold_target(k, 16, 16, device).view(k, 16, 256), buffer(27, 256)
         dc6, d5, dc5, d4 = buffer(27, 256), buffer(16, 256), buffer(144, 64), buffer(32, 64)
         dc4, d3, dc3, d2 = buffer(4, 1568), buffer(4, 64), buffer(4, 1568), buffer(32, 8, 8)
-        dc2, d1 = buffer(144, 64), buffer(16, 256)
+        dc2, d1 = buffer(144, 64), _fold_target(k, 16, 16, device).view(k, 16, 256)
         p1, p1_in = _padded(k, 16, 16, device)    # relu(a1), for conv2's windows
         e6, e6_in = _padded(k, 3, 32, device)     # the error, then its gradient, for deconv6's windows
         q5, q5_in = _padded(k, 16, 16, device)    # d5 through the ReLU, for deconv5's windows
@@ -268,10 +290,10 @@ class _Lane:
             call(a4.copy_, b4.view(k, 32, 1, 1).expand(k, 32, 8, 8)), *_fold_7x7(c4, a4),
             call(torch.relu_, a4),                                                         # (32, 8, 8)
             call(torch.bmm, w5.transpose(1, 2), a4.view(k, 32, 64), out=c5),               # (144, 8*8)
-            call(_fold_3x3_stride2, c5, 16, a5.view(maps)),
+            *_fold_3x3_stride2(c5, a5.view(maps)),
             call(_aten._add_relu_, a5, b5.unsqueeze(2)),                                   # (16, 16*16)
             call(torch.bmm, w6.transpose(1, 2), a5, out=c6),                               # (27, 16*16)
-            call(_fold_3x3_stride2, c6, 32, self.y),
+            *_fold_3x3_stride2(c6, self.y),
             call(torch.add, self.y, b6.view(k, 3, 1, 1), out=self.y), call(torch.sigmoid_, self.y),
             call(torch.sub, self.y, self.x, out=e6_in),                                    # the error
         )
@@ -303,7 +325,7 @@ class _Lane:
             call(torch.sum, d2.view(k, 32, 64), 2, out=g_b2),
             call(torch.bmm, d2.view(k, 32, 64), c2.transpose(1, 2), out=g_w2),
             call(torch.bmm, w2.transpose(1, 2), d2.view(k, 32, 64), out=dc2),
-            call(_fold_3x3_stride2, dc2, 16, d1.view(maps)), call(_relu_backward, d1, a1, d1),
+            *_fold_3x3_stride2(dc2, d1.view(maps)), call(_relu_backward, d1, a1, d1),
             call(torch.sum, d1, 2, out=g_b1),
             call(torch.bmm, d1, c1.transpose(1, 2), out=g_w1),
         )

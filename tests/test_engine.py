@@ -1,8 +1,9 @@
 """The hand-written engine must learn exactly what autograd + torch.optim.Adam would."""
+import pytest
 import torch
 import torch.nn.functional as F
 
-from ae_core.engine import StackedAutoencoders, _fold_7x7
+from ae_core.engine import StackedAutoencoders, _fold_3x3_stride2, _fold_7x7, _fold_target
 from ae_core.model import initial_autoencoder
 from conftest import plain_reference_losses
 
@@ -78,3 +79,15 @@ def test_the_7x7_fold_adds_every_window_onto_its_place_in_the_order_of_four_adds
     for kernel_call in _fold_7x7(rows, maps):
         kernel_call()
     assert torch.equal(maps, expected)
+
+
+@pytest.mark.parametrize("models, channels, size", [(1, 3, 32), (3, 16, 16)])
+def test_the_3x3_fold_equals_col2im_and_drops_the_taps_on_the_padding(models, channels, size):
+    """On a CPU the fold is one index_add_ onto maps with a spare element; it must equal col2im bit for bit."""
+    generator = torch.Generator().manual_seed(0)
+    columns = torch.randn(models, channels * 9, (size // 2) ** 2, generator=generator)
+    maps = _fold_target(models, channels, size, "cpu")
+    maps.fill_(float("nan"))   # the fold must write every element, not add onto what was there
+    for kernel_call in _fold_3x3_stride2(columns, maps):
+        kernel_call()
+    assert torch.equal(maps, F.fold(columns, (size, size), 3, padding=1, stride=2))
