@@ -270,7 +270,7 @@ class _Lane:
         maps = (k, 16, 16, 16)
         self.error = e6_in
         # The 7x7 layers' products with their weights: rank 4, where the C kernel beats MKL's bmm.
-        product = native.low_rank_product() if device.type == "cpu" else None
+        product = native.function("low_rank_product") if device.type == "cpu" else None
         if product is None:
             to_latent, from_latent = call(torch.bmm, c3, w3.transpose(1, 2), out=z3), call(torch.bmm, z3, w4, out=c4)
         else:
@@ -333,7 +333,7 @@ class _Lane:
         # A step: the backward pass and Adam. With the C kernel (native.py), the 7x7 layers' weights
         # take their Adam step in the same pass that forms their rank-4 gradients and the backward
         # products through them; torch's fused Adam updates the other parameters.
-        kernel = native.low_rank_adam() if device.type == "cpu" else None
+        kernel = native.function("low_rank_adam") if device.type == "cpu" else None
         if kernel is None:
             self.step_plan = (*self.backward_plan, self._adam_call(lambda buffer: [buffer]))
         else:

@@ -4,8 +4,7 @@ No library fuses a low-rank gradient into Adam, and on a CPU the study spends a 
 writing the 7x7 layers' gradients out and reading them back (README, "Speed, a study of K pairs").
 The build takes well under a second and is kept in the app's cache folder, named by a hash of the
 source, the flags, the compiler and this machine, so another machine or a changed source builds
-afresh. Where no C compiler works, `low_rank_adam()` and `low_rank_product()` are None and the
-engine keeps to torch's ops:
+afresh. Where no C compiler works, `function(name)` is None and the engine keeps to torch's ops:
 the same training within float tolerance, only slower; `status()` says which and why.
 """
 import ctypes
@@ -106,16 +105,10 @@ def _library() -> ctypes.CDLL | None:
         return _loaded["library"]
 
 
-def low_rank_adam():
-    """The C function `low_rank_adam` (see low_rank_adam.c), or None where the library cannot be built."""
+def function(name: str):
+    """The C function `name`, one of SIGNATURES (see low_rank_adam.c), or None where the library cannot be built."""
     library = _library()
-    return None if library is None else library.low_rank_adam
-
-
-def low_rank_product():
-    """The C function `low_rank_product` (see low_rank_adam.c), or None where the library cannot be built."""
-    library = _library()
-    return None if library is None else library.low_rank_product
+    return None if library is None else getattr(library, name)
 
 
 def status() -> str:

@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    if native.low_rank_adam() is None:
+    if native.function("low_rank_adam") is None:
         sys.exit(f"nothing to compare: the C kernel is {native.status()}")
     with_kernel, without = [], []
     for _ in range(args.rounds):

@@ -35,9 +35,9 @@ def plain_reference_losses(target: torch.Tensor, steps: int, seed: int = 0) -> l
 def c_kernel_or_skip():
     """The engine's C kernel (native.py); the calling test is skipped where it cannot be built here."""
     from ae_core import native
-    if native.low_rank_adam() is None:
+    if native.function("low_rank_adam") is None:
         pytest.skip(f"the C kernel is {native.status()}")
-    return native.low_rank_adam()
+    return native.function("low_rank_adam")
 
 
 @pytest.fixture(params=["C kernel", "torch ops"])

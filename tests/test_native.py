@@ -57,8 +57,9 @@ def test_the_product_alone_is_the_matmul_and_leaves_the_weights_as_they_were(row
     x = torch.randn(models, 4, cols if row_dots_out else rows, generator=generator)
     out = torch.empty(models, 4, rows if row_dots_out else cols)
     before = w.clone()
-    native.low_rank_product()(models, rows, cols, _pointer(w), rows * cols, _pointer(x), x[0].numel(), _pointer(out),
-                              out[0].numel(), int(row_dots_out))
+    product = native.function("low_rank_product")
+    product(models, rows, cols, _pointer(w), rows * cols, _pointer(x), x[0].numel(), _pointer(out), out[0].numel(),
+            int(row_dots_out))
     expected = x.double() @ (w.double().transpose(1, 2) if row_dots_out else w.double())
     assert torch.allclose(out.double(), expected, rtol=1e-5, atol=1e-4)
     assert torch.equal(w, before)
@@ -71,7 +72,7 @@ def test_the_kernel_is_built_once_and_then_loaded_from_the_cache(kernel, tmp_pat
     assert len(built) == 1
     stamp = built[0].stat().st_mtime_ns
     monkeypatch.setattr(native, "_loaded", {})
-    assert native.low_rank_adam() is not None and built[0].stat().st_mtime_ns == stamp
+    assert native.function("low_rank_adam") is not None and built[0].stat().st_mtime_ns == stamp
 
 
 def test_a_damaged_library_in_the_cache_is_built_again(kernel, monkeypatch):
@@ -91,7 +92,7 @@ def test_without_a_working_compiler_the_engine_says_why_and_trains_with_torch_op
     monkeypatch.setenv("CC", compiler)
     monkeypatch.delenv("AE_NATIVE", raising=False)   # the suite may run with the kernel turned off
     monkeypatch.setattr(native, "_loaded", {})
-    assert native.low_rank_adam() is None and native.low_rank_product() is None
+    assert all(native.function(name) is None for name in native.SIGNATURES)
     assert native.status().startswith(reason) and reason in caplog.text
     engine = StackedAutoencoders([initial_autoencoder(0).state_dict()], lr=1e-3)
     losses = engine.steps(target.unsqueeze(0), 20)[:, 0]
