@@ -3,11 +3,12 @@
 Why not autograd and torch.optim.Adam? The network is tiny (0.2 M parameters, about 10 MFLOP a step),
 so a plain PyTorch step on a CPU is mostly framework overhead: slow-path convolutions refilling
 buffers, autograd bookkeeping and a Python-level Adam over twelve tensors. Here every convolution is
-one batched matmul plus strided copies or adds between buffers allocated once, a step replays a
+one batched matmul plus strided copies or index adds between buffers allocated once, a step replays a
 recorded list of those kernel calls (no views or temporaries are made per step), gradients go straight
 into one flat buffer, and Adam is torch's fused kernel. The 7x7 layers, which hold nearly all the
 weights, take their Adam step in a C kernel (low_rank_adam.c, built by native.py) that forms their
-rank-4 gradients on the fly instead of writing them out; without a C compiler torch's ops do it.
+rank-4 gradients on the fly instead of writing them out, and their forward products there too; without
+a C compiler torch's ops do both.
 `python -m ae_core bench` measures the gain; `tests/test_engine.py` checks the gradients against
 autograd and the trajectory, both ways, against `Autoencoder` + `torch.optim.Adam`.
 

@@ -9,13 +9,14 @@ Adam is torch's formula (torch.optim.Adam without weight decay or amsgrad) in fl
 square roots and one division; torch's second division, by the bias correction's square root, is a
 multiplication here (a square root and a division per element are most of this loop's time), which
 moves a weight by at most a rounding step. Every sum runs in an order fixed by this code, so a
-model's result does not depend on where its rows sit in memory. native.py builds and loads this file.
+model's result does not depend on where its rows sit in memory. The same loops without Adam's step
+(low_rank_product) do the forward pass's products with these weights. native.py builds and loads
+this file.
 */
 #include <math.h>
 #include <stddef.h>
 
-#define RANK 4
-#define WIDTH 16 /* columns are taken 16 at a time: cols must be a multiple of 16 */
+#define WIDTH 16 /* row_dots takes columns 16 at a time: cols must be a multiple of 16 */
 
 typedef struct {
     float step_size, beta1, beta2, grad_weight, square_weight, inverse_bias_correction2_sqrt, eps;
