@@ -5,7 +5,7 @@ import torch
 
 from ae_core.experiment import Experiment
 from ae_core.model import initial_autoencoder
-from ae_core.study import Study, pick_pairs, summarize
+from ae_core.study import MAX_PAIRS, Study, pick_pairs, summarize
 from ae_core.training import FINISHED, STOPPED, BatchTrainer, Trainer
 
 
@@ -76,6 +76,19 @@ def test_a_study_pair_scores_what_a_single_experiment_on_it_scores():
     for key in ("mnist", "cifar", "mixed"):
         assert results[2].quality[key].psnr == pytest.approx(expected[key].psnr, abs=1e-3)
         assert results[2].quality[key].ssim == pytest.approx(expected[key].ssim, abs=1e-5)
+
+
+def test_a_study_of_the_most_pairs_trains_each_as_a_single_run_would():
+    """256 pairs span many lanes of models over the cores; the last pair must still learn alone."""
+    study = Study("sample", pairs=MAX_PAIRS, seed=0)
+    assert study.train(6) == FINISHED
+    assert (study.trainer.losses[-1] < study.trainer.losses[0]).all()
+    alone = Trainer(study.mixed[-1], seed=0, device="cpu")
+    alone.train(6)
+    assert torch.allclose(study.trainer.losses[:, -1], torch.tensor(alone.loss_history), rtol=1e-5, atol=1e-9)
+    results = study.results()
+    assert len(results) == MAX_PAIRS
+    assert all(math.isfinite(result.quality[dataset].psnr) for result in results for dataset in ("mnist", "cifar"))
 
 
 def test_a_stopped_study_keeps_its_pairs_results_and_continues():
