@@ -40,16 +40,21 @@ def loss_figure(history: list[float], target_epochs: int | None = None, max_poin
     return _loss_layout(figure, "Training loss (MSE)", target_epochs)
 
 
+BAND = "25th to 75th percentile"
+
+
 def study_loss_figure(losses: torch.Tensor, target_epochs: int | None = None, max_points: int = 2000) -> go.Figure:
     """Median loss across pairs with the band between the 25th and 75th percentiles."""
     epochs = sampled_epochs(len(losses), max_points)
     rows = losses[[e - 1 for e in epochs]]
     low, median, high = torch.nanquantile(rows, torch.tensor([0.25, 0.5, 0.75]), dim=1).tolist()
     figure = go.Figure([
-        go.Scatter(x=epochs, y=high, mode="lines", line={"width": 0}, name="75th percentile",
-                   hovertemplate="%{y:.3e}"),
+        # The band's two edges are one legend entry (its upper edge alone has nothing to show there)
+        # and one click hides both.
+        go.Scatter(x=epochs, y=high, mode="lines", line={"width": 0}, name=BAND, legendgroup=BAND,
+                   showlegend=False, hovertemplate="75th percentile %{y:.3e}<extra></extra>"),
         go.Scatter(x=epochs, y=low, mode="lines", line={"width": 0}, fill="tonexty", fillcolor=INDIGO_BAND,
-                   name="25th percentile", hovertemplate="%{y:.3e}"),
+                   name=BAND, legendgroup=BAND, hovertemplate="25th percentile %{y:.3e}<extra></extra>"),
         go.Scatter(x=epochs, y=median, mode="lines", line={"color": INDIGO, "width": 2}, name="median",
                    hovertemplate="%{y:.3e}"),
     ])

@@ -1,5 +1,6 @@
 """The score plots must show each dataset's values and the seed's, without doubling or hiding any."""
 import pytest
+import torch
 
 from ae_core import charts, reporting
 from ae_core.reporting import SEED_RESULTS
@@ -49,3 +50,14 @@ def test_the_seeds_values_are_one_line_each_named_in_the_legend():
     assert [(line.y0, line.name) for line in box.layout.shapes] == [
         (SEED_RESULTS["mnist"]["ssim"], "seed MNIST: 0.9954"), (SEED_RESULTS["cifar"]["ssim"], "seed CIFAR-10: 0.9988")]
     assert all(line.showlegend for line in box.layout.shapes) and not box.layout.annotations
+
+
+def test_the_study_loss_band_is_one_legend_entry_between_the_quartiles():
+    losses = torch.rand(50, 8, generator=torch.Generator().manual_seed(0))
+    figure = charts.study_loss_figure(losses)
+    assert [trace.name for trace in figure.data if trace.showlegend is not False] == [charts.BAND, "median"]
+    high, low, median = figure.data
+    assert high.legendgroup == low.legendgroup == charts.BAND and low.fill == "tonexty"
+    expected = torch.nanquantile(losses, torch.tensor([0.75, 0.25, 0.5]), dim=1)
+    for trace, values in zip((high, low, median), expected):
+        assert torch.allclose(torch.tensor(trace.y), values)
