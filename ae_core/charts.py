@@ -12,6 +12,7 @@ from .reporting import DATASET_TITLES, METRIC_TITLES, SEED_KEYS, SEED_RESULTS
 INDIGO, INDIGO_BAND, SEED_RED = "#4f46e5", "rgba(79, 70, 229, 0.18)", "#dc2626"
 DATASET_COLOURS = {"mnist": INDIGO, "cifar": "#0d9488"}
 BOTH_DATASETS = "MNIST and CIFAR-10"
+BAND = "25th to 75th percentile"   # a study's loss band, one legend entry
 LOSS_LAYOUT = {"height": 320, "margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "xaxis_title": "epoch",
                "yaxis_title": "loss", "yaxis_type": "log", "hovermode": "x unified"}
 
@@ -38,9 +39,6 @@ def loss_figure(history: list[float], target_epochs: int | None = None, max_poin
                                   line={"color": INDIGO, "width": 2},
                                   hovertemplate="epoch %{x}<br>loss %{y:.3e}<extra></extra>"))
     return _loss_layout(figure, "Training loss (MSE)", target_epochs)
-
-
-BAND = "25th to 75th percentile"
 
 
 def study_loss_figure(losses: torch.Tensor, target_epochs: int | None = None, max_points: int = 2000) -> go.Figure:

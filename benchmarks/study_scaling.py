@@ -57,7 +57,7 @@ def main() -> None:
     rows = []
     for pairs in args.pairs:
         child = subprocess.run([sys.executable, __file__, "--child", str(pairs), "--epochs", str(args.epochs)],
-                               capture_output=True, text=True, check=True)
+                               stdout=subprocess.PIPE, text=True, check=True)   # its errors show here
         rows.append(json.loads(child.stdout.splitlines()[-1]))
     print(f"{args.epochs} epochs per study; engine's C kernel: {rows[0]['kernel']}; "
           f"baseline resident set {rows[0]['baseline_mb']:.0f} MB")
