@@ -88,7 +88,8 @@ def test_a_study_of_the_most_pairs_trains_each_as_a_single_run_would():
     assert torch.allclose(study.trainer.losses[:, -1], torch.tensor(alone.loss_history), rtol=1e-5, atol=1e-9)
     results = study.results()
     assert len(results) == MAX_PAIRS
-    assert all(math.isfinite(getattr(result.quality[dataset], metric)) for result in results for dataset, metric in SCORES)
+    assert all(math.isfinite(getattr(result.quality[dataset], metric))
+               for result in results for dataset, metric in SCORES)
 
 
 def test_a_stopped_study_keeps_its_pairs_results_and_continues():
