@@ -1,9 +1,10 @@
 """Streamlit pieces shared by the pages: entering through the app's navigation, image rows, the
 full-dataset download panel, noticing that a browser session has gone away, and training runs and
 sweeps shown live."""
+
 import itertools
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 import streamlit as st
 import torch
@@ -69,14 +70,19 @@ def download_panel(key: str) -> None:
     missing = [name for name in data.DATASETS if not data.is_downloaded(name)]
     if not missing:
         return
-    st.info(f"The full {' and '.join(missing)} are not downloaded yet (about 230 MB in all, into "
-            f"`{data.data_dir()}`). The sample pack works meanwhile.")
+    st.info(
+        f"The full {' and '.join(missing)} are not downloaded yet (about 230 MB in all, into "
+        f"`{data.data_dir()}`). The sample pack works meanwhile."
+    )
     if st.button("Download the full datasets", icon=":material/download:", key=key):
         bar = st.progress(0.0, text="Connecting…")
 
         def show(what, done, total):
-            bar.progress(min(done / total, 1.0) if total else 0.0,
-                         text=f"Downloading {what}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+            bar.progress(
+                min(done / total, 1.0) if total else 0.0,
+                text=f"Downloading {what}: {done / 1e6:.1f} of {total / 1e6:.1f} MB",
+            )
+
         try:
             for name in missing:
                 data.download(name, on_progress=show)
@@ -94,7 +100,7 @@ def _client_gone() -> Callable[[], bool]:
     that does reconnect finds everything learned until then.
     """
     context = get_script_run_ctx()
-    if context is None or not runtime.exists():   # AppTest and bare mode have no clients to lose
+    if context is None or not runtime.exists():  # AppTest and bare mode have no clients to lose
         return lambda: False
     instance, session_id = runtime.get_instance(), context.session_id
     return lambda: not instance.is_active_session(session_id)
@@ -117,8 +123,9 @@ def _start_run(name: str, run: dict) -> None:
     st.session_state[name] = run
 
 
-def train_run(name: str, key, new_run: Callable[[], dict], target_epochs: int, figure: Callable,
-              rate_unit: str, loss_label: str) -> dict | None:
+def train_run(
+    name: str, key, new_run: Callable[[], dict], target_epochs: int, figure: Callable, rate_unit: str, loss_label: str
+) -> dict | None:
     """Continue the stored run `name` if it was started with settings `key` and has not diverged, else
     start `{"key": key, **new_run()}`; train it live (`figure(trainer, target_epochs)` is its chart).
     Returns the run to show: a run that diverged at once says why and leaves the one before it."""
@@ -154,17 +161,21 @@ def _train_live(run: dict, target_epochs: int, figure: Callable, rate_unit: str,
     this server keeps answering other sessions while many train."""
     trainer = run["trainer"]
     run["target_epochs"] = target_epochs
-    redraws = itertools.count()   # a key per redraw: two identical figures would clash
+    redraws = itertools.count()  # a key per redraw: two identical figures would clash
     with _live(trainer.epochs_done / target_epochs) as (bar, chart):
+
         def show(progress):
-            bar.progress(progress.epoch / progress.target_epochs,
-                         text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
-                              f"{progress.epochs_per_second * trainer.k:,.0f} {rate_unit}/s · "
-                              f"{progress.seconds_left:,.0f} s left · {loss_label} {progress.loss:.3e}")
+            bar.progress(
+                progress.epoch / progress.target_epochs,
+                text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
+                f"{progress.epochs_per_second * trainer.k:,.0f} {rate_unit}/s · "
+                f"{progress.seconds_left:,.0f} s left · {loss_label} {progress.loss:.3e}",
+            )
             chart.plotly_chart(figure(progress.target_epochs), key=f"live_loss_{next(redraws)}")
 
-        trainer.train(target_epochs, on_progress=show, should_stop=_client_gone(), report_every_s=0.45,
-                      in_child_process=True)
+        trainer.train(
+            target_epochs, on_progress=show, should_stop=_client_gone(), report_every_s=0.45, in_child_process=True
+        )
 
 
 def sweep_run(key, new_sweep: Callable[[], Sweep], figure: Callable) -> dict:
@@ -177,7 +188,7 @@ def sweep_run(key, new_sweep: Callable[[], Sweep], figure: Callable) -> dict:
     sweep = stored["sweep"]
     title = SWEEPABLE[sweep.over].capitalize()
     with _live(len(sweep.points) / len(sweep.values)) as (bar, chart):
-        drawn = 0   # values in the chart
+        drawn = 0  # values in the chart
 
         def show(index, progress):
             nonlocal drawn
@@ -185,9 +196,12 @@ def sweep_run(key, new_sweep: Callable[[], Sweep], figure: Callable) -> dict:
                 chart.plotly_chart(figure(sweep.points), key=f"sweep_live_{index}")
                 drawn = index
             share = (index + progress.epoch / progress.target_epochs) / len(sweep.values)
-            bar.progress(min(share, 1.0), text=f"{title} {sweep.values[index]:g} ({index + 1} of "
-                         f"{len(sweep.values)}) · epoch {progress.epoch:,} / {progress.target_epochs:,} · "
-                         f"median loss {progress.loss:.3e}")
+            bar.progress(
+                min(share, 1.0),
+                text=f"{title} {sweep.values[index]:g} ({index + 1} of "
+                f"{len(sweep.values)}) · epoch {progress.epoch:,} / {progress.target_epochs:,} · "
+                f"median loss {progress.loss:.3e}",
+            )
 
         sweep.run(on_progress=show, should_stop=_client_gone(), in_child_process=True)
     return stored

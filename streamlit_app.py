@@ -1,4 +1,5 @@
 """Entry point: `streamlit run streamlit_app.py`."""
+
 import streamlit as st
 
 from ae_core import worker
@@ -6,13 +7,15 @@ from ae_core import worker
 
 def main() -> None:
     st.set_page_config(page_title="Autoencoder: mix & un-mix", page_icon="🧩", layout="wide")
-    navigation = st.navigation([
-        st.Page("pages/mix_and_train.py", title="Mix & Train", icon=":material/model_training:", default=True),
-        st.Page("pages/batch_study.py", title="Batch study", icon=":material/stacked_bar_chart:"),
-        st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
-        st.Page("pages/method.py", title="Method", icon=":material/functions:"),
-    ])
-    worker.warm_up()   # the first Train then finds the training process server ready
+    navigation = st.navigation(
+        [
+            st.Page("pages/mix_and_train.py", title="Mix & Train", icon=":material/model_training:", default=True),
+            st.Page("pages/batch_study.py", title="Batch study", icon=":material/stacked_bar_chart:"),
+            st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
+            st.Page("pages/method.py", title="Method", icon=":material/functions:"),
+        ]
+    )
+    worker.warm_up()  # the first Train then finds the training process server ready
     navigation.run()
 
 

@@ -3,6 +3,7 @@
 Both train the same pair from the same initial weights, alternating in rounds within one process so
 that noise from a shared machine falls on both; the ratio of their median ms/epoch is reported.
 """
+
 import statistics
 import time
 
@@ -46,15 +47,23 @@ def compare_speed(epochs: int = 1000, rounds: int = 5, seed: int = 0) -> dict:
         plain.append(_ms_per_epoch(lambda n: plain_notebook_training(target, n, seed), epochs))
         fast.append(_ms_per_epoch(lambda n: Trainer(target, seed=seed, device="cpu").train(n), epochs))
     plain_ms, fast_ms = statistics.median(plain), statistics.median(fast)
-    return {"epochs_per_round": epochs, "rounds": rounds, "threads": torch.get_num_threads(),
-            "plain_ms_per_epoch": plain_ms, "trainer_ms_per_epoch": fast_ms, "speedup": plain_ms / fast_ms}
+    return {
+        "epochs_per_round": epochs,
+        "rounds": rounds,
+        "threads": torch.get_num_threads(),
+        "plain_ms_per_epoch": plain_ms,
+        "trainer_ms_per_epoch": fast_ms,
+        "speedup": plain_ms / fast_ms,
+    }
 
 
 def format_speed(result: dict) -> str:
-    return (f"plain notebook loop: {result['plain_ms_per_epoch']:.3f} ms/epoch\n"
-            f"ae_core Trainer:     {result['trainer_ms_per_epoch']:.3f} ms/epoch\n"
-            f"speed-up:            {result['speedup']:.2f}x  (median of {result['rounds']} rounds of "
-            f"{result['epochs_per_round']} epochs each, torch threads={result['threads']})")
+    return (
+        f"plain notebook loop: {result['plain_ms_per_epoch']:.3f} ms/epoch\n"
+        f"ae_core Trainer:     {result['trainer_ms_per_epoch']:.3f} ms/epoch\n"
+        f"speed-up:            {result['speedup']:.2f}x  (median of {result['rounds']} rounds of "
+        f"{result['epochs_per_round']} epochs each, torch threads={result['threads']})"
+    )
 
 
 def compare_study_speed(pairs: int, epochs: int = 500, rounds: int = 3, seed: int = 0) -> dict:
@@ -75,15 +84,24 @@ def compare_study_speed(pairs: int, epochs: int = 500, rounds: int = 3, seed: in
         fresh.train(epochs)
         batched.append(time.perf_counter() - start)
     speedups = [p / b for p, b in zip(plain, batched)]
-    return {"pairs": pairs, "epochs": epochs, "rounds": rounds, "threads": torch.get_num_threads(),
-            "plain_seconds": statistics.median(plain), "study_seconds": statistics.median(batched),
-            "speedup": statistics.median(speedups), "speedups": speedups}
+    return {
+        "pairs": pairs,
+        "epochs": epochs,
+        "rounds": rounds,
+        "threads": torch.get_num_threads(),
+        "plain_seconds": statistics.median(plain),
+        "study_seconds": statistics.median(batched),
+        "speedup": statistics.median(speedups),
+        "speedups": speedups,
+    }
 
 
 def format_study_speed(result: dict) -> str:
     pair_epochs = result["pairs"] * result["epochs"]
-    return (f"K={result['pairs']:<4} {result['epochs']} epochs: plain loop one pair after another "
-            f"{result['plain_seconds']:.1f} s ({result['plain_seconds'] / pair_epochs * 1e3:.3f} ms/pair-epoch), "
-            f"study {result['study_seconds']:.1f} s ({result['study_seconds'] / pair_epochs * 1e3:.3f} "
-            f"ms/pair-epoch): {result['speedup']:.2f}x (median of {result['rounds']} alternating rounds: "
-            f"{', '.join(f'{ratio:.2f}x' for ratio in result['speedups'])})")
+    return (
+        f"K={result['pairs']:<4} {result['epochs']} epochs: plain loop one pair after another "
+        f"{result['plain_seconds']:.1f} s ({result['plain_seconds'] / pair_epochs * 1e3:.3f} ms/pair-epoch), "
+        f"study {result['study_seconds']:.1f} s ({result['study_seconds'] / pair_epochs * 1e3:.3f} "
+        f"ms/pair-epoch): {result['speedup']:.2f}x (median of {result['rounds']} alternating rounds: "
+        f"{', '.join(f'{ratio:.2f}x' for ratio in result['speedups'])})"
+    )

@@ -1,4 +1,5 @@
 """Command line: `python -m ae_core run|study|sweep|bench ...`. Bad input ends with one line on stderr and exit 2."""
+
 import argparse
 import json
 import math
@@ -49,8 +50,12 @@ def _pairs(text: str) -> int:
 
 
 def _add_training_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--source", choices=list(data.SOURCES), default="sample",
-                         help="sample: embedded pack; train/test: full datasets (downloaded with --download)")
+    command.add_argument(
+        "--source",
+        choices=list(data.SOURCES),
+        default="sample",
+        help="sample: embedded pack; train/test: full datasets (downloaded with --download)",
+    )
     command.add_argument("--download", action="store_true", help="fetch the full datasets first if missing")
     command.add_argument("--epochs", type=_positive_int, default=SEED_EPOCHS)
     command.add_argument("--lr", type=_learning_rate, default=SEED_LR)
@@ -84,8 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     speed = commands.add_parser("bench", help="compare training speed with the plain notebook loop")
     speed.add_argument("--epochs", type=_positive_int, default=1000)
     speed.add_argument("--rounds", type=_positive_int, default=5)
-    speed.add_argument("--pairs", type=_pairs, nargs="+", metavar="K",
-                       help="instead: a study of K pairs against the plain loop on the same pairs in turn")
+    speed.add_argument(
+        "--pairs",
+        type=_pairs,
+        nargs="+",
+        metavar="K",
+        help="instead: a study of K pairs against the plain loop on the same pairs in turn",
+    )
     return parser
 
 
@@ -105,13 +115,19 @@ def _run(args) -> None:
     _download_if_asked(args)
     mnist, cifar = data.load_pair(args.source, args.mnist_index, args.cifar_index)
     experiment = Experiment(mnist, cifar, alpha=args.alpha, lr=args.lr, seed=args.seed)
-    print(f"Training on the mix of {mnist.caption} and {cifar.caption} (alpha {args.alpha:g}) for "
-          f"{args.epochs} epochs, lr {args.lr:g}, seed {args.seed}, on {experiment.trainer.engine.device}")
+    print(
+        f"Training on the mix of {mnist.caption} and {cifar.caption} (alpha {args.alpha:g}) for "
+        f"{args.epochs} epochs, lr {args.lr:g}, seed {args.seed}, on {experiment.trainer.engine.device}"
+    )
     status = experiment.train(args.epochs)
     result = experiment.result()
     trainer = experiment.trainer
-    print(f"{status}: {trainer.epochs_done} epochs in {trainer.train_seconds:.1f} s, "
-          f"final loss {trainer.loss_history[-1]:.3g}" if trainer.loss_history else status)
+    print(
+        f"{status}: {trainer.epochs_done} epochs in {trainer.train_seconds:.1f} s, "
+        f"final loss {trainer.loss_history[-1]:.3g}"
+        if trainer.loss_history
+        else status
+    )
     if trainer.message:
         print(trainer.message)
     print(reporting.format_table(result))
@@ -125,8 +141,10 @@ def _run(args) -> None:
 def _study(args) -> None:
     _download_if_asked(args)
     study = Study(args.source, args.pairs, alpha=args.alpha, lr=args.lr, seed=args.seed)
-    print(f"Training {args.pairs} pairs from the {args.source} source side by side for {args.epochs} epochs, "
-          f"lr {args.lr:g}, alpha {args.alpha:g}, seed {args.seed}, on {study.trainer.engine.device}")
+    print(
+        f"Training {args.pairs} pairs from the {args.source} source side by side for {args.epochs} epochs, "
+        f"lr {args.lr:g}, alpha {args.alpha:g}, seed {args.seed}, on {study.trainer.engine.device}"
+    )
     status = study.train(args.epochs)
     print(f"{status}: {study.trainer.epochs_done} epochs in {study.trainer.train_seconds:.1f} s")
     if study.trainer.message:
@@ -141,11 +159,21 @@ def _study(args) -> None:
 
 def _sweep(args) -> None:
     _download_if_asked(args)
-    sweep = Sweep(args.over, parse_values(args.over, " ".join(args.values)), args.source, args.pairs,
-                  epochs=args.epochs, lr=args.lr, alpha=args.alpha, seed=args.seed)
+    sweep = Sweep(
+        args.over,
+        parse_values(args.over, " ".join(args.values)),
+        args.source,
+        args.pairs,
+        epochs=args.epochs,
+        lr=args.lr,
+        alpha=args.alpha,
+        seed=args.seed,
+    )
     held = f"lr {args.lr:g}" if args.over == "epochs" else f"{args.epochs} epochs"
-    print(f"Sweeping {SWEEPABLE[args.over]} over {', '.join(f'{v:g}' for v in sweep.values)} for {args.pairs} "
-          f"pairs from the {args.source} source ({held}, alpha {args.alpha:g}, seed {args.seed})")
+    print(
+        f"Sweeping {SWEEPABLE[args.over]} over {', '.join(f'{v:g}' for v in sweep.values)} for {args.pairs} "
+        f"pairs from the {args.source} source ({held}, alpha {args.alpha:g}, seed {args.seed})"
+    )
     sweep.run()
     print(reporting.format_sweep_table(sweep))
     if args.json:

@@ -9,15 +9,16 @@ Sources ("collections" of each dataset):
 Preprocessing follows the seed: MNIST 28x28 grey is resized to 32x32 with bilinear interpolation and
 repeated to 3 channels; CIFAR-10 stays 32x32 RGB. Every input is float32 in [0, 1], shape (3, 32, 32).
 """
+
 import hashlib
 import io
 import os
 import random
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -28,8 +29,7 @@ from torchvision.transforms.functional import resize
 
 MNIST, CIFAR10 = "MNIST", "CIFAR-10"
 DATASETS = (MNIST, CIFAR10)
-SOURCES = {"sample": "Embedded sample pack", "train": "Full datasets, train split",
-           "test": "Full datasets, test split"}
+SOURCES = {"sample": "Embedded sample pack", "train": "Full datasets, train split", "test": "Full datasets, test split"}
 CLASS_NAMES = {
     MNIST: tuple(str(digit) for digit in range(10)),
     CIFAR10: ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
@@ -38,7 +38,7 @@ MNIST_INTERPOLATION = InterpolationMode.BILINEAR
 SAMPLE_PACK = Path(__file__).with_name("sample_pack.npz")
 _TORCHVISION = {MNIST: datasets.MNIST, CIFAR10: datasets.CIFAR10}
 
-ProgressCallback = Callable[[str, int, int], None]   # (what, bytes done, bytes in all or 0 if unknown)
+ProgressCallback = Callable[[str, int, int], None]  # (what, bytes done, bytes in all or 0 if unknown)
 
 
 class DataUnavailable(RuntimeError):
@@ -47,7 +47,7 @@ class DataUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Sample:
-    image: torch.Tensor   # (3, 32, 32) float32 in [0, 1]
+    image: torch.Tensor  # (3, 32, 32) float32 in [0, 1]
     label: int
     dataset: str
     source: str
@@ -65,7 +65,7 @@ class Sample:
 # -- preprocessing -----------------------------------------------------------------------------------
 def mnist_input(digit: np.ndarray | torch.Tensor) -> torch.Tensor:
     """A 28x28 grey digit (uint8, or float in [0, 1]) -> (3, 32, 32) float32 in [0, 1]."""
-    grey = torch.tensor(np.asarray(digit))   # a copy: PIL arrays are read-only
+    grey = torch.tensor(np.asarray(digit))  # a copy: PIL arrays are read-only
     grey = grey.float() / 255 if grey.dtype == torch.uint8 else grey.float()
     big = resize(grey.unsqueeze(0), [32, 32], interpolation=MNIST_INTERPOLATION, antialias=True)
     return big.clamp_(0, 1).repeat(3, 1, 1).contiguous()
@@ -94,8 +94,10 @@ def sample_from_upload(content: bytes, dataset: str, name: str = "upload") -> Sa
     try:
         with Image.open(io.BytesIO(content)) as picture:
             if picture.width * picture.height > MAX_UPLOAD_PIXELS:
-                raise ValueError(f"{name} is {picture.width}x{picture.height} pixels; the limit is "
-                                 f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels.")
+                raise ValueError(
+                    f"{name} is {picture.width}x{picture.height} pixels; the limit is "
+                    f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels."
+                )
             picture.load()
             if dataset == MNIST:
                 grey = picture.convert("L").resize((28, 28), Image.Resampling.BILINEAR)
@@ -119,8 +121,10 @@ def data_dir() -> Path:
 @lru_cache(maxsize=1)
 def _sample_pack() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     with np.load(SAMPLE_PACK) as pack:
-        return {MNIST: (pack["mnist_images"], pack["mnist_labels"]),
-                CIFAR10: (pack["cifar_images"], pack["cifar_labels"])}
+        return {
+            MNIST: (pack["mnist_images"], pack["mnist_labels"]),
+            CIFAR10: (pack["cifar_images"], pack["cifar_labels"]),
+        }
 
 
 @lru_cache(maxsize=8)
@@ -131,8 +135,9 @@ def _full_split(dataset: str, train: bool, root: Path) -> tuple[np.ndarray, np.n
     except Exception as error:  # torchvision raises many kinds for missing or damaged files
         if not is_downloaded(dataset, root):
             raise DataUnavailable(f"{dataset} ({split}) is not downloaded yet (looked in {root}).") from error
-        raise DataUnavailable(f"{dataset} ({split}) in {root} could not be read ({error}); "
-                              f"download it again to repair the cache.") from error
+        raise DataUnavailable(
+            f"{dataset} ({split}) in {root} could not be read ({error}); download it again to repair the cache."
+        ) from error
     return np.asarray(ds.data), np.asarray(ds.targets)
 
 
@@ -153,8 +158,10 @@ def collection_size(dataset: str, source: str, root: Path | None = None) -> int:
 
 def check_index(index, size: int, dataset: str, source: str) -> int:
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < size:
-        raise IndexError(f"{dataset} index must be a whole number from 0 to {size - 1} in the "
-                         f"{SOURCES.get(source, source).lower()} (got {index!r})")
+        raise IndexError(
+            f"{dataset} index must be a whole number from 0 to {size - 1} in the "
+            f"{SOURCES.get(source, source).lower()} (got {index!r})"
+        )
     return int(index)
 
 

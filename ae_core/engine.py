@@ -21,6 +21,7 @@ other's rows, and a lane's weights stay in cache while it steps.
 Shapes below are for one model; each tensor has a leading K. Weights are viewed as 2-D matrices
 (out, in*k*k) for convolutions and (in, out*k*k) for transposed ones, their state_dict layout.
 """
+
 import os
 import threading
 from collections import OrderedDict
@@ -41,7 +42,7 @@ ADAM_EPS = 1e-8
 # lane steps many times in a row); larger ones spread each kernel call's overhead over more models.
 # At K = 16 on two cores, lanes of 2 to 8 models came within 15% of each other; 4 was the fastest.
 MODELS_PER_LANE = 4
-W3, W4 = "encoder.4.weight", "decoder.0.weight"   # the 7x7 layers' weights
+W3, W4 = "encoder.4.weight", "decoder.0.weight"  # the 7x7 layers' weights
 
 _aten = torch.ops.aten
 
@@ -69,7 +70,7 @@ def _relu_backward(grad: torch.Tensor, activation: torch.Tensor, out: torch.Tens
 def _padded(k: int, channels: int, size: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """A zeroed (K, C, size+2, size+2) map and the view of its interior: a 3x3 window's padding."""
     padded = torch.zeros(k, channels, size + 2, size + 2, device=device)
-    return padded, padded[:, :, 1:size + 1, 1:size + 1]
+    return padded, padded[:, :, 1 : size + 1, 1 : size + 1]
 
 
 def _windows_3x3_stride2(padded: torch.Tensor) -> torch.Tensor:
@@ -99,12 +100,14 @@ def _fold_3x3_stride2(columns: torch.Tensor, maps: torch.Tensor) -> list:
     # gives the same sums bit for bit; see _fold_7x7 for why not on a GPU.
     spare = channels * size * size
     places = torch.full((1, channels, size + 2, size + 2), spare)
-    places[:, :, 1:size + 1, 1:size + 1] = torch.arange(spare).view(1, channels, size, size)
+    places[:, :, 1 : size + 1, 1 : size + 1] = torch.arange(spare).view(1, channels, size, size)
     # (A view of one model's maps may give any stride between models: there is none.)
     assert k == 1 or maps.stride(0) == spare + 1, "maps from _fold_target"
     with_spare = maps.as_strided((k, spare + 1), (spare + 1, 1))
-    return [with_spare.zero_,
-            partial(with_spare.index_add_, 1, _windows_3x3_stride2(places).flatten(), columns.view(k, -1))]
+    return [
+        with_spare.zero_,
+        partial(with_spare.index_add_, 1, _windows_3x3_stride2(places).flatten(), columns.view(k, -1)),
+    ]
 
 
 def _windows_7x7(maps: torch.Tensor) -> torch.Tensor:
@@ -122,8 +125,11 @@ def _fold_7x7(rows: torch.Tensor, maps: torch.Tensor) -> list:
         where = _windows_7x7(torch.arange(channels * 64).view(1, channels, 8, 8)).flatten()
         return [partial(maps.view(k, -1).index_add_, 1, where, rows.view(k, -1))]
     windows = rows.view(k, 2, 2, -1, 7, 7)
-    return [partial(torch.add, maps[:, :, r:r + 7, c:c + 7], windows[:, r, c], out=maps[:, :, r:r + 7, c:c + 7])
-            for r in range(2) for c in range(2)]
+    return [
+        partial(torch.add, maps[:, :, r : r + 7, c : c + 7], windows[:, r, c], out=maps[:, :, r : r + 7, c : c + 7])
+        for r in range(2)
+        for c in range(2)
+    ]
 
 
 class StackedAutoencoders:
@@ -134,13 +140,14 @@ class StackedAutoencoders:
         self.shapes = [state_dicts[0][name].shape for name in self.names]
         self.lr = lr
         self.k = len(state_dicts)
-        self.params = torch.stack([torch.cat([sd[name].reshape(-1) for name in self.names])
-                                   for sd in state_dicts]).to(device=device, dtype=torch.float32)
+        self.params = torch.stack([torch.cat([sd[name].reshape(-1) for name in self.names]) for sd in state_dicts]).to(
+            device=device, dtype=torch.float32
+        )
         self.grads = torch.zeros_like(self.params)
         self.exp_avg = torch.zeros_like(self.params)
         self.exp_avg_sq = torch.zeros_like(self.params)
         self.steps_done = torch.zeros((), device=self.params.device)  # fused Adam wants a float tensor
-        self._lanes: list[_Lane] = []   # built on first use: a trainer may only ever step elsewhere
+        self._lanes: list[_Lane] = []  # built on first use: a trainer may only ever step elsewhere
 
     @property
     def device(self) -> torch.device:
@@ -153,14 +160,17 @@ class StackedAutoencoders:
 
     def views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """Per-layer views of a (K, parameters) buffer: (K, out, rest) for weights, (K, n) for biases."""
-        return [flat[:, lo:hi].view(len(flat), shape[0], -1) if len(shape) > 1 else flat[:, lo:hi]
-                for shape, (lo, hi) in zip(self.shapes, self.spans())]
+        return [
+            flat[:, lo:hi].view(len(flat), shape[0], -1) if len(shape) > 1 else flat[:, lo:hi]
+            for shape, (lo, hi) in zip(self.shapes, self.spans())
+        ]
 
     # -- state, in Autoencoder's format -------------------------------------------------------------
     def state_dict(self, index: int = 0) -> OrderedDict:
-        return OrderedDict((name, view[0].reshape(shape).detach().cpu().clone())
-                           for name, view, shape in zip(self.names, self.views(self.params[index:index + 1]),
-                                                        self.shapes))
+        return OrderedDict(
+            (name, view[0].reshape(shape).detach().cpu().clone())
+            for name, view, shape in zip(self.names, self.views(self.params[index : index + 1]), self.shapes)
+        )
 
     # -- crossing a process boundary (worker.py) -----------------------------------------------------
     def state_tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -169,8 +179,14 @@ class StackedAutoencoders:
 
     def __getstate__(self) -> dict:
         # Pickled without `state_tensors()` (0.8 MB per model each): those are copied buffer to buffer.
-        return {"names": self.names, "shapes": self.shapes, "k": self.k, "lr": self.lr,
-                "steps_done": int(self.steps_done), "device": str(self.device)}
+        return {
+            "names": self.names,
+            "shapes": self.shapes,
+            "k": self.k,
+            "lr": self.lr,
+            "steps_done": int(self.steps_done),
+            "device": str(self.device),
+        }
 
     def __setstate__(self, state: dict) -> None:
         blank = {name: torch.zeros(shape) for name, shape in zip(state["names"], state["shapes"])}
@@ -203,7 +219,7 @@ class StackedAutoencoders:
         try:
             work_through_queue()
         finally:
-            for other in others:   # a lane's buffers are in use until its work returns
+            for other in others:  # a lane's buffers are in use until its work returns
                 other.result()
 
     def gradients(self, targets: torch.Tensor) -> torch.Tensor:
@@ -247,7 +263,7 @@ class _Lane:
         self.k = k = rows.stop - rows.start
         self.params, self.grads = stack.params[rows], stack.grads[rows]
         self.exp_avg, self.exp_avg_sq = stack.exp_avg[rows], stack.exp_avg_sq[rows]
-        self.steps_done = torch.zeros_like(stack.steps_done)   # lanes may be steps apart within a call
+        self.steps_done = torch.zeros_like(stack.steps_done)  # lanes may be steps apart within a call
         self._images: torch.Tensor | None = None
         call, device = partial, stack.device
         w1, b1, w2, b2, w3, b3, w4, b4, w5, b5, w6, b6 = stack.views(self.params)
@@ -265,9 +281,9 @@ class _Lane:
         dc6, d5, dc5, d4 = buffer(27, 256), buffer(16, 256), buffer(144, 64), buffer(32, 64)
         dc4, d3, dc3, d2 = buffer(4, 1568), buffer(4, 64), buffer(4, 1568), buffer(32, 8, 8)
         dc2, d1 = buffer(144, 64), _fold_target(k, 16, 16, device).view(k, 16, 256)
-        p1, p1_in = _padded(k, 16, 16, device)    # relu(a1), for conv2's windows
-        e6, e6_in = _padded(k, 3, 32, device)     # the error, then its gradient, for deconv6's windows
-        q5, q5_in = _padded(k, 16, 16, device)    # d5 through the ReLU, for deconv5's windows
+        p1, p1_in = _padded(k, 16, 16, device)  # relu(a1), for conv2's windows
+        e6, e6_in = _padded(k, 3, 32, device)  # the error, then its gradient, for deconv6's windows
+        q5, q5_in = _padded(k, 16, 16, device)  # d5 through the ReLU, for deconv5's windows
         maps = (k, 16, 16, 16)
         self.error = e6_in
         # The 7x7 layers' products with their weights: rank 4, where the C kernel beats MKL's bmm.
@@ -279,24 +295,27 @@ class _Lane:
             from_latent = self._low_rank_product_call(product, W4, x=z3, out=c4, row_dots_out=False)
         self.unfold_input = call(_aten.im2col.out, self.x, (3, 3), (1, 1), (1, 1), (2, 2), out=c1)  # once per image
         self.forward_plan = (
-            call(torch.baddbmm, b1.unsqueeze(2), w1, c1, out=a1),                          # (16, 16*16)
-            call(torch.clamp_min, a1.view(maps), 0.0, out=p1_in),                          # ReLU
-            call(c2.view(k, 16, 3, 3, 8, 8).copy_, _windows_3x3_stride2(p1)),              # (144, 8*8)
-            call(torch.baddbmm, b2.unsqueeze(2), w2, c2, out=a2),                          # (32, 8*8)
+            call(torch.baddbmm, b1.unsqueeze(2), w1, c1, out=a1),  # (16, 16*16)
+            call(torch.clamp_min, a1.view(maps), 0.0, out=p1_in),  # ReLU
+            call(c2.view(k, 16, 3, 3, 8, 8).copy_, _windows_3x3_stride2(p1)),  # (144, 8*8)
+            call(torch.baddbmm, b2.unsqueeze(2), w2, c2, out=a2),  # (32, 8*8)
             # The ReLU is taken as the windows are copied, one call fewer (a2 stays pre-ReLU). With
             # only 4 output positions, MKL is several times faster when positions are the rows.
             call(torch.clamp_min, _windows_7x7(a2.view(k, 32, 8, 8)), 0.0, out=c3.view(k, 2, 2, 32, 7, 7)),
-            to_latent, call(torch.add, z3, b3.unsqueeze(1), out=z3),                        # (4, 64) latent
-            from_latent,                                                                   # (4, 1568)
-            call(a4.copy_, b4.view(k, 32, 1, 1).expand(k, 32, 8, 8)), *_fold_7x7(c4, a4),
-            call(torch.relu_, a4),                                                         # (32, 8, 8)
-            call(torch.bmm, w5.transpose(1, 2), a4.view(k, 32, 64), out=c5),               # (144, 8*8)
+            to_latent,
+            call(torch.add, z3, b3.unsqueeze(1), out=z3),  # (4, 64) latent
+            from_latent,  # (4, 1568)
+            call(a4.copy_, b4.view(k, 32, 1, 1).expand(k, 32, 8, 8)),
+            *_fold_7x7(c4, a4),
+            call(torch.relu_, a4),  # (32, 8, 8)
+            call(torch.bmm, w5.transpose(1, 2), a4.view(k, 32, 64), out=c5),  # (144, 8*8)
             *_fold_3x3_stride2(c5, a5.view(maps)),
-            call(_aten._add_relu_, a5, b5.unsqueeze(2)),                                   # (16, 16*16)
-            call(torch.bmm, w6.transpose(1, 2), a5, out=c6),                               # (27, 16*16)
+            call(_aten._add_relu_, a5, b5.unsqueeze(2)),  # (16, 16*16)
+            call(torch.bmm, w6.transpose(1, 2), a5, out=c6),  # (27, 16*16)
             *_fold_3x3_stride2(c6, self.y),
-            call(torch.add, self.y, b6.view(k, 3, 1, 1), out=self.y), call(torch.sigmoid_, self.y),
-            call(torch.sub, self.y, self.x, out=e6_in),                                    # the error
+            call(torch.add, self.y, b6.view(k, 3, 1, 1), out=self.y),
+            call(torch.sigmoid_, self.y),
+            call(torch.sub, self.y, self.x, out=e6_in),  # the error
         )
         # d(mean squared error)/d(params) of each model into its rows of the stack's grads.
         backward_to_7x7 = (
@@ -305,28 +324,32 @@ class _Lane:
             call(torch.sum, e6_in, (2, 3), out=g_b6),
             call(dc6.view(k, 3, 3, 3, 16, 16).copy_, _windows_3x3_stride2(e6)),
             call(torch.bmm, a5, dc6.transpose(1, 2), out=g_w6),
-            call(torch.bmm, w6, dc6, out=d5), call(_relu_backward, d5.view(maps), a5.view(maps), q5_in),
+            call(torch.bmm, w6, dc6, out=d5),
+            call(_relu_backward, d5.view(maps), a5.view(maps), q5_in),
             call(torch.sum, q5_in, (2, 3), out=g_b5),
             call(dc5.view(k, 16, 3, 3, 8, 8).copy_, _windows_3x3_stride2(q5)),
             call(torch.bmm, a4.view(k, 32, 64), dc5.transpose(1, 2), out=g_w5),
-            call(torch.bmm, w5, dc5, out=d4), call(_relu_backward, d4, a4.view(k, 32, 64), d4),
+            call(torch.bmm, w5, dc5, out=d4),
+            call(_relu_backward, d4, a4.view(k, 32, 64), d4),
             call(torch.sum, d4, 2, out=g_b4),
             call(dc4.view(k, 2, 2, 32, 7, 7).copy_, _windows_7x7(d4.view(k, 32, 8, 8))),
         )
         through_7x7 = (
             call(torch.bmm, z3.transpose(1, 2), dc4, out=g_w4),
-            call(torch.bmm, dc4, w4.transpose(1, 2), out=d3),                              # (4, 64)
+            call(torch.bmm, dc4, w4.transpose(1, 2), out=d3),  # (4, 64)
             call(torch.sum, d3, 1, out=g_b3),
             call(torch.bmm, d3.transpose(1, 2), c3, out=g_w3),
             call(torch.bmm, d3, w3, out=dc3),
         )
         backward_from_7x7 = (
-            call(d2.zero_), *_fold_7x7(dc3, d2),
+            call(d2.zero_),
+            *_fold_7x7(dc3, d2),
             call(_relu_backward, d2.view(k, 32, 64), a2, d2.view(k, 32, 64)),
             call(torch.sum, d2.view(k, 32, 64), 2, out=g_b2),
             call(torch.bmm, d2.view(k, 32, 64), c2.transpose(1, 2), out=g_w2),
             call(torch.bmm, w2.transpose(1, 2), d2.view(k, 32, 64), out=dc2),
-            *_fold_3x3_stride2(dc2, d1.view(maps)), call(_relu_backward, d1, a1, d1),
+            *_fold_3x3_stride2(dc2, d1.view(maps)),
+            call(_relu_backward, d1, a1, d1),
             call(torch.sum, d1, 2, out=g_b1),
             call(torch.bmm, d1, c1.transpose(1, 2), out=g_w1),
         )
@@ -343,15 +366,32 @@ class _Lane:
                 call(torch.sum, d3, 1, out=g_b3),
                 self._low_rank_adam_call(kernel, W3, a=d3, b=c3, out=dc3, row_dots_out=False),
             )
-            self.step_plan = (*backward_to_7x7, *fused_7x7, *backward_from_7x7,
-                              self._adam_call(self._pieces_besides(W3, W4)))
+            self.step_plan = (
+                *backward_to_7x7,
+                *fused_7x7,
+                *backward_from_7x7,
+                self._adam_call(self._pieces_besides(W3, W4)),
+            )
 
     def _adam_call(self, pieces) -> partial:
         """torch's fused Adam on `pieces(buffer)` of each of the lane's buffers (views of its rows)."""
         params, grads, exp_avg, exp_avg_sq = map(pieces, (self.params, self.grads, self.exp_avg, self.exp_avg_sq))
-        return partial(torch._fused_adam_, params, grads, exp_avg, exp_avg_sq, [], [self.steps_done] * len(params),
-                       amsgrad=False, lr=self.stack.lr, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1],
-                       weight_decay=0.0, eps=ADAM_EPS, maximize=False)
+        return partial(
+            torch._fused_adam_,
+            params,
+            grads,
+            exp_avg,
+            exp_avg_sq,
+            [],
+            [self.steps_done] * len(params),
+            amsgrad=False,
+            lr=self.stack.lr,
+            beta1=ADAM_BETAS[0],
+            beta2=ADAM_BETAS[1],
+            weight_decay=0.0,
+            eps=ADAM_EPS,
+            maximize=False,
+        )
 
     def _pieces_besides(self, *names: str):
         """A function giving each model's parameters outside the layers `names`, as 1-D views of a buffer."""
@@ -366,14 +406,32 @@ class _Lane:
 
         The call holds raw addresses: every tensor behind them lives as long as this lane (its
         buffers, its plans' arguments and the stack's rows), and none is ever reallocated."""
-        weights, exp_avg, exp_avg_sq = (self._low_rank_weights(name, buffer)
-                                        for buffer in (self.params, self.exp_avg, self.exp_avg_sq))
+        weights, exp_avg, exp_avg_sq = (
+            self._low_rank_weights(name, buffer) for buffer in (self.params, self.exp_avg, self.exp_avg_sq)
+        )
         _, rows, cols = weights.shape
         assert a.shape[1:] == (4, rows) and b.shape[1:] == (4, cols) and _contiguous(a, b, out)
-        return partial(kernel, self.k, rows, cols, weights.data_ptr(), exp_avg.data_ptr(), exp_avg_sq.data_ptr(),
-                       weights.stride(0), a.data_ptr(), a.stride(0), b.data_ptr(), b.stride(0), out.data_ptr(),
-                       out.stride(0), int(row_dots_out), self.steps_done.data_ptr(), self.stack.lr, *ADAM_BETAS,
-                       ADAM_EPS)
+        return partial(
+            kernel,
+            self.k,
+            rows,
+            cols,
+            weights.data_ptr(),
+            exp_avg.data_ptr(),
+            exp_avg_sq.data_ptr(),
+            weights.stride(0),
+            a.data_ptr(),
+            a.stride(0),
+            b.data_ptr(),
+            b.stride(0),
+            out.data_ptr(),
+            out.stride(0),
+            int(row_dots_out),
+            self.steps_done.data_ptr(),
+            self.stack.lr,
+            *ADAM_BETAS,
+            ADAM_EPS,
+        )
 
     def _low_rank_product_call(self, kernel, name: str, x, out, row_dots_out: bool) -> partial:
         """The kernel's product of (k, 4, ·) `x` with the weights `name`: x wᵀ if `row_dots_out`, else x w.
@@ -381,8 +439,19 @@ class _Lane:
         weights = self._low_rank_weights(name, self.params)
         _, rows, cols = weights.shape
         assert x.shape[1:] == (4, cols if row_dots_out else rows) and _contiguous(x, out)
-        return partial(kernel, self.k, rows, cols, weights.data_ptr(), weights.stride(0), x.data_ptr(), x.stride(0),
-                       out.data_ptr(), out.stride(0), int(row_dots_out))
+        return partial(
+            kernel,
+            self.k,
+            rows,
+            cols,
+            weights.data_ptr(),
+            weights.stride(0),
+            x.data_ptr(),
+            x.stride(0),
+            out.data_ptr(),
+            out.stride(0),
+            int(row_dots_out),
+        )
 
     def _low_rank_weights(self, name: str, buffer: torch.Tensor) -> torch.Tensor:
         """The (k, rows, cols) view of the 7x7 layer `name` in one of the lane's buffers, as the kernel takes it."""

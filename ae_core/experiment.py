@@ -1,4 +1,5 @@
 """The seed's experiment for one pair: mix two images, train on the mix, un-mix, score."""
+
 from dataclasses import dataclass
 
 import torch
@@ -15,24 +16,36 @@ class PairResult:
     cifar: Sample
     alpha: float
     mixed: torch.Tensor
-    reconstruction: torch.Tensor   # network output for the mix
-    unmixed_mnist: torch.Tensor    # as computed, unclamped
+    reconstruction: torch.Tensor  # network output for the mix
+    unmixed_mnist: torch.Tensor  # as computed, unclamped
     unmixed_cifar: torch.Tensor
     # "mnist", "cifar", "mixed": each result against its original; "mix_vs_mnist", "mix_vs_cifar":
     # the mixed input itself against each original, the baseline that un-mixing has to beat.
     quality: dict[str, Quality]
 
     def images(self) -> dict[str, torch.Tensor]:
-        return {"mnist": self.mnist.image, "cifar": self.cifar.image, "mixed": self.mixed,
-                "reconstruction": self.reconstruction, "unmixed_mnist": self.unmixed_mnist,
-                "unmixed_cifar": self.unmixed_cifar}
+        return {
+            "mnist": self.mnist.image,
+            "cifar": self.cifar.image,
+            "mixed": self.mixed,
+            "reconstruction": self.reconstruction,
+            "unmixed_mnist": self.unmixed_mnist,
+            "unmixed_cifar": self.unmixed_cifar,
+        }
 
 
 class Experiment:
     """A pair and the trainer of its mix; `train` may be called again to continue."""
 
-    def __init__(self, mnist: Sample, cifar: Sample, alpha: float = SEED_ALPHA, lr: float = SEED_LR,
-                 seed: int = 0, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        mnist: Sample,
+        cifar: Sample,
+        alpha: float = SEED_ALPHA,
+        lr: float = SEED_LR,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+    ) -> None:
         self.mnist, self.cifar, self.alpha = mnist, cifar, check_alpha(alpha)
         self.mixed = mix(mnist.image, cifar.image, self.alpha)
         self.trainer = Trainer(self.mixed, lr=lr, seed=seed, device=device)
@@ -44,14 +57,24 @@ class Experiment:
         return pair_result(self.mnist, self.cifar, self.alpha, self.mixed, self.trainer.reconstruction())
 
 
-def pair_result(mnist: Sample, cifar: Sample, alpha: float, mixed: torch.Tensor,
-                reconstruction: torch.Tensor) -> PairResult:
+def pair_result(
+    mnist: Sample, cifar: Sample, alpha: float, mixed: torch.Tensor, reconstruction: torch.Tensor
+) -> PairResult:
     """Un-mix a trained network's output and score everything against the originals."""
     unmixed_mnist, unmixed_cifar = unmix(reconstruction, mnist.image, cifar.image, alpha)
     return PairResult(
-        mnist, cifar, alpha, mixed, reconstruction, unmixed_mnist, unmixed_cifar,
-        {"mnist": quality(mnist.image, unmixed_mnist),
-         "cifar": quality(cifar.image, unmixed_cifar),
-         "mixed": quality(mixed, reconstruction),
-         "mix_vs_mnist": quality(mnist.image, mixed),
-         "mix_vs_cifar": quality(cifar.image, mixed)})
+        mnist,
+        cifar,
+        alpha,
+        mixed,
+        reconstruction,
+        unmixed_mnist,
+        unmixed_cifar,
+        {
+            "mnist": quality(mnist.image, unmixed_mnist),
+            "cifar": quality(cifar.image, unmixed_cifar),
+            "mixed": quality(mixed, reconstruction),
+            "mix_vs_mnist": quality(mnist.image, mixed),
+            "mix_vs_cifar": quality(cifar.image, mixed),
+        },
+    )

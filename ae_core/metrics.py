@@ -1,4 +1,5 @@
 """PSNR and SSIM with scikit-image, on CHW images as computed (never clamped: see the Method page)."""
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -22,5 +23,7 @@ def _hwc(image) -> np.ndarray:
 def quality(original, reconstructed) -> Quality:
     """Both images (3, H, W) with data range 1.0; an exact copy scores PSNR inf and SSIM 1."""
     orig, rec = _hwc(original), _hwc(reconstructed)
-    return Quality(psnr=float(peak_signal_noise_ratio(orig, rec, data_range=1.0)),
-                   ssim=float(structural_similarity(orig, rec, data_range=1.0, channel_axis=-1)))
+    return Quality(
+        psnr=float(peak_signal_noise_ratio(orig, rec, data_range=1.0)),
+        ssim=float(structural_similarity(orig, rec, data_range=1.0, channel_axis=-1)),
+    )

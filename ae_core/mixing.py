@@ -3,6 +3,7 @@
 mixed = alpha * mnist + (1 - alpha) * cifar, so given the other original,
 mnist = (mixed - (1 - alpha) * cifar) / alpha. At alpha = 0.5 this is the seed's `2 * recon - other`.
 """
+
 import math
 
 SEED_ALPHA = 0.5
@@ -22,5 +23,4 @@ def mix(mnist, cifar, alpha: float = SEED_ALPHA):
 def unmix(reconstruction, mnist, cifar, alpha: float = SEED_ALPHA):
     """(un-mixed MNIST, un-mixed CIFAR-10), unclamped: their errors are what the metrics score."""
     alpha = check_alpha(alpha)
-    return ((reconstruction - (1.0 - alpha) * cifar) / alpha,
-            (reconstruction - alpha * mnist) / (1.0 - alpha))
+    return ((reconstruction - (1.0 - alpha) * cifar) / alpha, (reconstruction - alpha * mnist) / (1.0 - alpha))

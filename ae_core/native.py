@@ -7,6 +7,7 @@ source, the flags, the compiler and this machine, so another machine or a change
 afresh. Where no C compiler works, `function(name)` is None and the engine keeps to torch's ops:
 the same training within float tolerance, only slower; `status()` says which and why.
 """
+
 import ctypes
 import hashlib
 import logging
@@ -25,15 +26,39 @@ SOURCE = os.path.join(os.path.dirname(__file__), "low_rank_adam.c")
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC"]
 # The library's functions and their C argument types.
 SIGNATURES = {
-    "low_rank_adam": [ctypes.c_int, ctypes.c_int, ctypes.c_int,                          # models, rows, cols
-                      ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long,  # w, m, v, stride
-                      ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_long,    # a, b and strides
-                      ctypes.c_void_p, ctypes.c_long, ctypes.c_int,                      # out, stride, row_dots?
-                      ctypes.c_void_p, ctypes.c_double, ctypes.c_double, ctypes.c_double,
-                      ctypes.c_double],                                                  # step, lr, betas, eps
-    "low_rank_product": [ctypes.c_int, ctypes.c_int, ctypes.c_int,                       # models, rows, cols
-                         ctypes.c_void_p, ctypes.c_long, ctypes.c_void_p, ctypes.c_long,  # w, x and strides
-                         ctypes.c_void_p, ctypes.c_long, ctypes.c_int],                  # out, stride, row_dots?
+    "low_rank_adam": [
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,  # models, rows, cols
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_long,  # w, m, v, stride
+        ctypes.c_void_p,
+        ctypes.c_long,
+        ctypes.c_void_p,
+        ctypes.c_long,  # a, b and strides
+        ctypes.c_void_p,
+        ctypes.c_long,
+        ctypes.c_int,  # out, stride, row_dots?
+        ctypes.c_void_p,
+        ctypes.c_double,
+        ctypes.c_double,
+        ctypes.c_double,
+        ctypes.c_double,
+    ],  # step, lr, betas, eps
+    "low_rank_product": [
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,  # models, rows, cols
+        ctypes.c_void_p,
+        ctypes.c_long,
+        ctypes.c_void_p,
+        ctypes.c_long,  # w, x and strides
+        ctypes.c_void_p,
+        ctypes.c_long,
+        ctypes.c_int,
+    ],  # out, stride, row_dots?
 }
 
 _lock = threading.Lock()
@@ -61,8 +86,9 @@ def _build(compiler: str, path: str) -> None:
     handle, partial = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
     os.close(handle)
     try:
-        subprocess.run([compiler, *FLAGS, "-o", partial, SOURCE], check=True, capture_output=True, text=True,
-                       timeout=120)
+        subprocess.run(
+            [compiler, *FLAGS, "-o", partial, SOURCE], check=True, capture_output=True, text=True, timeout=120
+        )
         os.replace(partial, path)
     finally:
         if os.path.exists(partial):
@@ -91,7 +117,7 @@ def _open(compiler: str, path: str) -> ctypes.CDLL:
     if os.path.exists(path):
         with suppress(OSError):
             return ctypes.CDLL(path)
-    _build(compiler, path)   # not built yet, or a damaged file in the cache: build it afresh
+    _build(compiler, path)  # not built yet, or a damaged file in the cache: build it afresh
     return ctypes.CDLL(path)
 
 

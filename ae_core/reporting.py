@@ -1,4 +1,5 @@
 """What a trained pair gives back, in the forms people read and save: tables, JSON, CSV, PNG, npz."""
+
 import io
 import json
 from dataclasses import asdict
@@ -13,12 +14,19 @@ from .study import SCORES, Study
 from .sweep import SWEEPABLE, Sweep
 
 SEED_ARCHITECTURE = json.loads(Path(__file__).with_name("seed_architecture.json").read_text())
-SEED_RESULTS = {"mnist": SEED_ARCHITECTURE["reported_results"]["MNIST"],
-                "cifar": SEED_ARCHITECTURE["reported_results"]["CIFAR-10"]}
+SEED_RESULTS = {
+    "mnist": SEED_ARCHITECTURE["reported_results"]["MNIST"],
+    "cifar": SEED_ARCHITECTURE["reported_results"]["CIFAR-10"],
+}
 ROW_TITLES = {"mnist": "MNIST", "cifar": "CIFAR-10", "mixed": "Mixed input"}
-IMAGE_TITLES = {"mnist": "Original MNIST", "cifar": "Original CIFAR-10", "mixed": "Mixed input",
-                "reconstruction": "Reconstructed mix", "unmixed_mnist": "Un-mixed MNIST",
-                "unmixed_cifar": "Un-mixed CIFAR-10"}
+IMAGE_TITLES = {
+    "mnist": "Original MNIST",
+    "cifar": "Original CIFAR-10",
+    "mixed": "Mixed input",
+    "reconstruction": "Reconstructed mix",
+    "unmixed_mnist": "Un-mixed MNIST",
+    "unmixed_cifar": "Un-mixed CIFAR-10",
+}
 
 
 def table_rows(result: PairResult) -> list[dict]:
@@ -26,18 +34,28 @@ def table_rows(result: PairResult) -> list[dict]:
     rows = []
     for key, title in ROW_TITLES.items():
         seed = SEED_RESULTS.get(key, {})
-        rows.append({"Dataset": title, "SSIM": result.quality[key].ssim, "PSNR (dB)": result.quality[key].psnr,
-                     "Seed SSIM": seed.get("ssim"), "Seed PSNR (dB)": seed.get("psnr_db")})
+        rows.append(
+            {
+                "Dataset": title,
+                "SSIM": result.quality[key].ssim,
+                "PSNR (dB)": result.quality[key].psnr,
+                "Seed SSIM": seed.get("ssim"),
+                "Seed PSNR (dB)": seed.get("psnr_db"),
+            }
+        )
     return rows
 
 
 def format_table(result: PairResult) -> str:
     def cell(value, digits):
         return "-" if value is None else f"{value:.{digits}f}"
+
     lines = [f"{'Dataset':<12} {'SSIM':>7} {'PSNR':>8}   {'seed SSIM':>9} {'seed PSNR':>9}"]
     for row in table_rows(result):
-        lines.append(f"{row['Dataset']:<12} {cell(row['SSIM'], 4):>7} {cell(row['PSNR (dB)'], 4):>8}   "
-                     f"{cell(row['Seed SSIM'], 4):>9} {cell(row['Seed PSNR (dB)'], 4):>9}")
+        lines.append(
+            f"{row['Dataset']:<12} {cell(row['SSIM'], 4):>7} {cell(row['PSNR (dB)'], 4):>8}   "
+            f"{cell(row['Seed SSIM'], 4):>9} {cell(row['Seed PSNR (dB)'], 4):>9}"
+        )
     return "\n".join(lines)
 
 
@@ -45,11 +63,21 @@ def report(experiment: Experiment, result: PairResult, epochs: int) -> dict:
     trainer = experiment.trainer
     history = trainer.loss_history
     return {
-        "settings": {"source": result.mnist.source, "mnist_index": result.mnist.index,
-                     "cifar_index": result.cifar.index, "mnist_label": result.mnist.label_name,
-                     "cifar_label": result.cifar.label_name, "epochs": epochs, "lr": trainer.lr,
-                     "seed": trainer.seed, "alpha": result.alpha, "device": str(trainer.engine.device)},
-        "status": trainer.status, "message": trainer.message, "epochs_done": trainer.epochs_done,
+        "settings": {
+            "source": result.mnist.source,
+            "mnist_index": result.mnist.index,
+            "cifar_index": result.cifar.index,
+            "mnist_label": result.mnist.label_name,
+            "cifar_label": result.cifar.label_name,
+            "epochs": epochs,
+            "lr": trainer.lr,
+            "seed": trainer.seed,
+            "alpha": result.alpha,
+            "device": str(trainer.engine.device),
+        },
+        "status": trainer.status,
+        "message": trainer.message,
+        "epochs_done": trainer.epochs_done,
         "metrics": {key: q.as_dict() for key, q in result.quality.items()},
         "seed_reported": SEED_RESULTS,
         "final_loss": history[-1] if history else None,
@@ -98,50 +126,86 @@ SEED_KEYS = {"psnr": "psnr_db", "ssim": "ssim"}
 
 def study_rows(summary: dict) -> list[dict]:
     """The seed's table as distributions: one row per dataset and metric, the seed's value beside."""
-    return [{"Dataset": DATASET_TITLES[dataset], "Metric": METRIC_TITLES[metric],
-             **{name.capitalize(): value for name, value in summary[dataset][metric].items()},
-             "Seed": SEED_RESULTS[dataset][SEED_KEYS[metric]]}
-            for dataset, metric in SCORES]
+    return [
+        {
+            "Dataset": DATASET_TITLES[dataset],
+            "Metric": METRIC_TITLES[metric],
+            **{name.capitalize(): value for name, value in summary[dataset][metric].items()},
+            "Seed": SEED_RESULTS[dataset][SEED_KEYS[metric]],
+        }
+        for dataset, metric in SCORES
+    ]
 
 
 def format_study_table(summary: dict, pairs: int) -> str:
     lines = [f"{pairs} pairs    {'mean ± std':>17} {'median':>8} {'min':>8} {'max':>8}   {'seed':>7}"]
     for row in study_rows(summary):
         digits = 2 if row["Metric"].startswith("PSNR") else 4
-        lines.append(f"{row['Dataset']:<8} {row['Metric'].split()[0]:<4} {row['Mean']:>8.{digits}f} ± "
-                     f"{row['Std']:<6.{digits}f} {row['Median']:>8.{digits}f} {row['Min']:>8.{digits}f} "
-                     f"{row['Max']:>8.{digits}f}   {row['Seed']:>7.{digits}f}")
+        lines.append(
+            f"{row['Dataset']:<8} {row['Metric'].split()[0]:<4} {row['Mean']:>8.{digits}f} ± "
+            f"{row['Std']:<6.{digits}f} {row['Median']:>8.{digits}f} {row['Min']:>8.{digits}f} "
+            f"{row['Max']:>8.{digits}f}   {row['Seed']:>7.{digits}f}"
+        )
     return "\n".join(lines)
 
 
 def pair_rows(study: Study, results: list[PairResult]) -> list[dict]:
     """One flat row per pair: indices, labels, scores and, for a diverged pair, the epoch it kept."""
-    return [{"mnist_index": result.mnist.index, "cifar_index": result.cifar.index,
-             "mnist_label": result.mnist.label_name, "cifar_label": result.cifar.label_name,
-             **{f"{dataset}_{metric}": getattr(result.quality[dataset], metric) for dataset, metric in SCORES},
-             "final_loss": float(study.trainer.losses[-1, k]) if study.trainer.epochs_done else None,
-             "diverged_keeps_epoch": study.trainer.diverged.get(k)}
-            for k, result in enumerate(results)]
+    return [
+        {
+            "mnist_index": result.mnist.index,
+            "cifar_index": result.cifar.index,
+            "mnist_label": result.mnist.label_name,
+            "cifar_label": result.cifar.label_name,
+            **{f"{dataset}_{metric}": getattr(result.quality[dataset], metric) for dataset, metric in SCORES},
+            "final_loss": float(study.trainer.losses[-1, k]) if study.trainer.epochs_done else None,
+            "diverged_keeps_epoch": study.trainer.diverged.get(k),
+        }
+        for k, result in enumerate(results)
+    ]
 
 
 def study_csv(rows: list[dict]) -> str:
     header = list(rows[0])
-    return ",".join(header) + "\n" + "".join(
-        ",".join("" if row[key] is None else f"{row[key]:.9g}" if isinstance(row[key], float) else str(row[key])
-                 for key in header) + "\n" for row in rows)
+    return (
+        ",".join(header)
+        + "\n"
+        + "".join(
+            ",".join(
+                "" if row[key] is None else f"{row[key]:.9g}" if isinstance(row[key], float) else str(row[key])
+                for key in header
+            )
+            + "\n"
+            for row in rows
+        )
+    )
 
 
 def study_report(study: Study, results: list[PairResult], summary: dict, epochs: int) -> dict:
     trainer = study.trainer
     return {
-        "settings": {"source": study.source, "pairs": len(results), "epochs": epochs, "lr": trainer.lr,
-                     "seed": study.seed, "alpha": study.alpha, "device": str(trainer.engine.device)},
-        "status": trainer.status, "message": trainer.message, "epochs_done": trainer.epochs_done,
+        "settings": {
+            "source": study.source,
+            "pairs": len(results),
+            "epochs": epochs,
+            "lr": trainer.lr,
+            "seed": study.seed,
+            "alpha": study.alpha,
+            "device": str(trainer.engine.device),
+        },
+        "status": trainer.status,
+        "message": trainer.message,
+        "epochs_done": trainer.epochs_done,
         "train_seconds": trainer.train_seconds,
-        "pairs": [{"mnist_index": result.mnist.index, "cifar_index": result.cifar.index,
-                   **{key: result.quality[key].as_dict() for key in ("mnist", "cifar", "mixed")},
-                   "diverged_keeps_epoch": trainer.diverged.get(k)}
-                  for k, result in enumerate(results)],
+        "pairs": [
+            {
+                "mnist_index": result.mnist.index,
+                "cifar_index": result.cifar.index,
+                **{key: result.quality[key].as_dict() for key in ("mnist", "cifar", "mixed")},
+                "diverged_keeps_epoch": trainer.diverged.get(k),
+            }
+            for k, result in enumerate(results)
+        ],
         "summary": summary,
         "seed_reported": SEED_RESULTS,
     }
@@ -155,8 +219,11 @@ def sweep_rows(sweep: Sweep) -> list[dict]:
         row = {SWEEPABLE[sweep.over].capitalize(): point.value}
         for dataset, title in DATASET_TITLES.items():
             psnr = point.summary[dataset]["psnr"]
-            row |= {f"PSNR {title} mean (dB)": psnr["mean"], f"PSNR {title} std": psnr["std"],
-                    f"PSNR {title} median": psnr["median"]}
+            row |= {
+                f"PSNR {title} mean (dB)": psnr["mean"],
+                f"PSNR {title} std": psnr["std"],
+                f"PSNR {title} median": psnr["median"],
+            }
         for dataset, title in DATASET_TITLES.items():
             row[f"SSIM {title} mean"] = point.summary[dataset]["ssim"]["mean"]
         rows.append(row | {"Diverged": point.diverged})
@@ -164,19 +231,34 @@ def sweep_rows(sweep: Sweep) -> list[dict]:
 
 
 def format_sweep_table(sweep: Sweep) -> str:
-    lines = [f"{SWEEPABLE[sweep.over]:>14}" + "".join(f" {f'PSNR {title} mean ± std, median':>34}"
-                                                     for title in DATASET_TITLES.values())
-             + "".join(f" {f'SSIM {title}':>13}" for title in DATASET_TITLES.values()) + f" {'diverged':>8}"]
+    lines = [
+        f"{SWEEPABLE[sweep.over]:>14}"
+        + "".join(f" {f'PSNR {title} mean ± std, median':>34}" for title in DATASET_TITLES.values())
+        + "".join(f" {f'SSIM {title}':>13}" for title in DATASET_TITLES.values())
+        + f" {'diverged':>8}"
+    ]
     for point in sweep.points:
         psnr = [point.summary[dataset]["psnr"] for dataset in DATASET_TITLES]
         ssim = [point.summary[dataset]["ssim"]["mean"] for dataset in DATASET_TITLES]
         cells = [f"{p['mean']:.2f} ± {p['std']:.2f}, {p['median']:.2f}" for p in psnr]
-        lines.append(f"{point.value:>14g}" + "".join(f" {cell:>34}" for cell in cells)
-                     + "".join(f" {value:>13.4f}" for value in ssim) + f" {point.diverged:>8}")
+        lines.append(
+            f"{point.value:>14g}"
+            + "".join(f" {cell:>34}" for cell in cells)
+            + "".join(f" {value:>13.4f}" for value in ssim)
+            + f" {point.diverged:>8}"
+        )
     return "\n".join(lines)
 
 
 def sweep_report(sweep: Sweep) -> dict:
-    return {"settings": {"over": sweep.over, "values": sweep.values, "epochs": sweep.epochs, "lr": sweep.lr,
-                         **sweep.study_settings},
-            "seed_reported": SEED_RESULTS, "points": [asdict(point) for point in sweep.points]}
+    return {
+        "settings": {
+            "over": sweep.over,
+            "values": sweep.values,
+            "epochs": sweep.epochs,
+            "lr": sweep.lr,
+            **sweep.study_settings,
+        },
+        "seed_reported": SEED_RESULTS,
+        "points": [asdict(point) for point in sweep.points],
+    }

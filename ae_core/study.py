@@ -4,6 +4,7 @@ One pair says little about the method; a study trains K pairs together (`BatchTr
 per pair, each exactly as a single run with the same seed would train) and summarises the seed's
 table as distributions.
 """
+
 import random
 import statistics
 
@@ -36,8 +37,15 @@ def pick_pairs(source: str, pairs: int, seed: int) -> list[tuple[int, int]]:
 class Study:
     """K pairs and the batch trainer of their mixes; `train` may be called again to continue."""
 
-    def __init__(self, source: str = "sample", pairs: int = 16, alpha: float = SEED_ALPHA,
-                 lr: float = SEED_LR, seed: int = 0, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        source: str = "sample",
+        pairs: int = 16,
+        alpha: float = SEED_ALPHA,
+        lr: float = SEED_LR,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+    ) -> None:
         self.source, self.alpha, self.seed = source, check_alpha(alpha), seed
         self.indices = pick_pairs(source, pairs, seed)
         self.samples = [data.load_pair(source, i, j) for i, j in self.indices]
@@ -49,8 +57,10 @@ class Study:
 
     def results(self) -> list[PairResult]:
         reconstructions = self.trainer.reconstructions()
-        return [pair_result(mnist, cifar, self.alpha, mixed, reconstruction)
-                for (mnist, cifar), mixed, reconstruction in zip(self.samples, self.mixed, reconstructions)]
+        return [
+            pair_result(mnist, cifar, self.alpha, mixed, reconstruction)
+            for (mnist, cifar), mixed, reconstruction in zip(self.samples, self.mixed, reconstructions)
+        ]
 
 
 def score_lists(results: list[PairResult]) -> dict[str, dict[str, list[float]]]:
@@ -63,8 +73,16 @@ def score_lists(results: list[PairResult]) -> dict[str, dict[str, list[float]]]:
 
 def summarize(results: list[PairResult]) -> dict[str, dict[str, dict[str, float]]]:
     """{"mnist"|"cifar": {"psnr"|"ssim": {mean, std, median, min, max}}} over the pairs."""
-    return {dataset: {metric: {
-                "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                "median": statistics.median(values), "min": min(values), "max": max(values)}
-                for metric, values in by_metric.items()}
-            for dataset, by_metric in score_lists(results).items()}
+    return {
+        dataset: {
+            metric: {
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "median": statistics.median(values),
+                "min": min(values),
+                "max": max(values),
+            }
+            for metric, values in by_metric.items()
+        }
+        for dataset, by_metric in score_lists(results).items()
+    }

@@ -4,8 +4,10 @@ An epochs sweep trains one study and scores it each time it reaches a value (so 
 the largest value); a learning-rate sweep trains one study per rate, each on the same pairs from the
 same initial weights. `run` may be called again after a stop: it goes on where it stopped.
 """
+
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from functools import partial
 
 from .mixing import SEED_ALPHA
 from .study import Study, score_lists, summarize
@@ -50,21 +52,30 @@ class SweepPoint:
     value: float | int
     epochs: int
     lr: float
-    diverged: int                       # models that diverged (their kept weights are scored)
-    scores: dict[str, dict[str, list[float]]]   # dataset -> metric -> one value per pair
+    diverged: int  # models that diverged (their kept weights are scored)
+    scores: dict[str, dict[str, list[float]]]  # dataset -> metric -> one value per pair
     summary: dict
 
 
 class Sweep:
     """`values` of `over` ("lr" or "epochs"); the other setting is held at `lr` or `epochs`."""
 
-    def __init__(self, over: str, values, source: str = "sample", pairs: int = 16, epochs: int = 2000,
-                 lr: float = SEED_LR, alpha: float = SEED_ALPHA, seed: int = 0) -> None:
+    def __init__(
+        self,
+        over: str,
+        values,
+        source: str = "sample",
+        pairs: int = 16,
+        epochs: int = 2000,
+        lr: float = SEED_LR,
+        alpha: float = SEED_ALPHA,
+        seed: int = 0,
+    ) -> None:
         self.over, self.values = over, check_values(over, values)
         self.epochs, self.lr = check_epochs(epochs), check_lr(lr)
         self.study_settings = {"source": source, "pairs": pairs, "alpha": alpha, "seed": seed}
         self.points: list[SweepPoint] = []
-        self.study: Study | None = None   # the one being trained for the next point
+        self.study: Study | None = None  # the one being trained for the next point
         if over == "epochs":
             self.study = Study(**self.study_settings, lr=self.lr)
 
@@ -72,8 +83,12 @@ class Sweep:
     def done(self) -> bool:
         return len(self.points) == len(self.values)
 
-    def run(self, on_progress: Callable[[int, Progress], None] | None = None,
-            should_stop: Callable[[], bool] | None = None, in_child_process: bool = False) -> str:
+    def run(
+        self,
+        on_progress: Callable[[int, Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        in_child_process: bool = False,
+    ) -> str:
         """Train and score the values not done yet; returns FINISHED, or STOPPED with the points so far.
         `on_progress(index, progress)` reports on the value `values[index]`."""
         while not self.done:
@@ -82,20 +97,20 @@ class Sweep:
             epochs, lr = (value, self.lr) if self.over == "epochs" else (self.epochs, value)
             if self.study is None:
                 self.study = Study(**self.study_settings, lr=lr)
-            report = None if on_progress is None else (lambda progress: on_progress(index, progress))
-            status = self.study.train(epochs, on_progress=report, should_stop=should_stop,
-                                      in_child_process=in_child_process)
+            report = None if on_progress is None else partial(on_progress, index)
+            status = self.study.train(
+                epochs, on_progress=report, should_stop=should_stop, in_child_process=in_child_process
+            )
             if status == STOPPED:
                 return STOPPED
             self.points.append(_score(self.study, value, epochs, lr))
             if self.over == "lr":
                 self.study = None
-            elif status == DIVERGED:   # every model diverged: later epoch counts would score the same weights
-                self.values = self.values[:len(self.points)]
+            elif status == DIVERGED:  # every model diverged: later epoch counts would score the same weights
+                self.values = self.values[: len(self.points)]
         return FINISHED
 
 
 def _score(study: Study, value, epochs: int, lr: float) -> SweepPoint:
     results = study.results()
     return SweepPoint(value, epochs, lr, len(study.trainer.diverged), score_lists(results), summarize(results))
-

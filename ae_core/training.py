@@ -3,12 +3,13 @@
 A `Trainer` keeps everything it learned between calls: `train(epochs)` runs until `epochs` epochs are
 done in total, so calling it again after a stop (or with a larger number) continues where it left off.
 """
+
 import math
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -76,9 +77,9 @@ def one_cpu_thread():
 
 @dataclass(frozen=True)
 class Progress:
-    epoch: int               # epochs done in total
+    epoch: int  # epochs done in total
     target_epochs: int
-    loss: float              # loss of the latest epoch (the median over models still training)
+    loss: float  # loss of the latest epoch (the median over models still training)
     epochs_per_second: float  # during this call of train()
 
     @property
@@ -94,20 +95,22 @@ class BatchTrainer:
     checkpoint whose losses were all finite and stops counting; the others train on.
     """
 
-    def __init__(self, targets: torch.Tensor, lr: float = SEED_LR, seed: int = 0,
-                 device: torch.device | str | None = None) -> None:
+    def __init__(
+        self, targets: torch.Tensor, lr: float = SEED_LR, seed: int = 0, device: torch.device | str | None = None
+    ) -> None:
         if targets.dim() != 4 or tuple(targets.shape[1:]) != IMAGE_SHAPE or len(targets) == 0:
-            raise ValueError(f"targets must have shape (K, {', '.join(map(str, IMAGE_SHAPE))}), "
-                             f"got {tuple(targets.shape)}")
+            raise ValueError(
+                f"targets must have shape (K, {', '.join(map(str, IMAGE_SHAPE))}), got {tuple(targets.shape)}"
+            )
         self.lr, self.seed = check_lr(lr), seed
         initial = initial_autoencoder(seed).state_dict()
         self.engine = StackedAutoencoders([initial] * len(targets), self.lr, device or best_device())
         self.targets = targets.to(self.engine.device, torch.float32).contiguous()
-        self.losses = torch.empty(0, len(targets))   # (epochs, K); NaN after a diverged model's epoch
-        self.diverged: dict[int, int] = {}           # model -> the epoch whose weights it keeps
+        self.losses = torch.empty(0, len(targets))  # (epochs, K); NaN after a diverged model's epoch
+        self.diverged: dict[int, int] = {}  # model -> the epoch whose weights it keeps
         self._kept_weights: dict[int, torch.Tensor] = {}
         self.train_seconds = 0.0
-        self.status = ""       # "", FINISHED, STOPPED or DIVERGED (every model diverged)
+        self.status = ""  # "", FINISHED, STOPPED or DIVERGED (every model diverged)
         self.message = ""
         # The engine computes in buffers of its own. A Streamlit rerun can start reading results while
         # the interrupted run is still finishing its step, so each use holds the engine.
@@ -116,7 +119,7 @@ class BatchTrainer:
     def __getstate__(self) -> dict:
         state = {**self.__dict__}
         del state["_engine_lock"]
-        state.pop("_checkpoint", None)   # taken afresh by every call of train()
+        state.pop("_checkpoint", None)  # taken afresh by every call of train()
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -130,9 +133,14 @@ class BatchTrainer:
     def epochs_done(self) -> int:
         return len(self.losses)
 
-    def train(self, epochs: int, on_progress: Callable[[Progress], None] | None = None,
-              should_stop: Callable[[], bool] | None = None, report_every_s: float = 0.2,
-              in_child_process: bool = False) -> str:
+    def train(
+        self,
+        epochs: int,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        report_every_s: float = 0.2,
+        in_child_process: bool = False,
+    ) -> str:
         """Train until `epochs` epochs are done in total; returns the status.
 
         `on_progress` is called at most every `report_every_s` seconds and once at the end;
@@ -149,11 +157,11 @@ class BatchTrainer:
         if self.status == DIVERGED:
             return self.status
         start, started_at = self.epochs_done, time.perf_counter()
-        pending: list[torch.Tensor] = []   # losses not yet read back: reading each one would sync a GPU
+        pending: list[torch.Tensor] = []  # losses not yet read back: reading each one would sync a GPU
         steps_per_call = 1
         next_report = started_at + report_every_s
         self.status = STOPPED
-        self._checkpoint = (self.epochs_done, self.engine.params.clone())   # every model still in it is finite
+        self._checkpoint = (self.epochs_done, self.engine.params.clone())  # every model still in it is finite
         self._checkpointed_at, self._checkpoint_cost = started_at, 0.0
         try:
             with one_cpu_thread():
@@ -197,12 +205,14 @@ class BatchTrainer:
             model = newly[0]
             row = int(bad[:, model].nonzero()[0])
             who = "" if self.k == 1 else f" for {len(self.diverged)} of {self.k} models (first: model {model})"
-            self.message = (f"Loss became {chunk[row, model].item()} at epoch {first_epoch + row}{who}: the "
-                            f"learning rate {self.lr:g} is too large. Kept the weights of epoch "
-                            f"{checkpoint_epoch}, the last checkpoint with a finite loss.")
+            self.message = (
+                f"Loss became {chunk[row, model].item()} at epoch {first_epoch + row}{who}: the "
+                f"learning rate {self.lr:g} is too large. Kept the weights of epoch "
+                f"{checkpoint_epoch}, the last checkpoint with a finite loss."
+            )
         self._mask_diverged()
         if len(self.diverged) == self.k:
-            self.losses = self.losses[:max(self.diverged.values())]
+            self.losses = self.losses[: max(self.diverged.values())]
             self.status = DIVERGED
             return False
         self._maybe_checkpoint()
@@ -241,12 +251,17 @@ class BatchTrainer:
         self._mask_diverged()
 
     def _outcome(self) -> dict:
-        return {"epochs_done": self.epochs_done, "steps_done": int(self.engine.steps_done),
-                "status": self.status, "message": self.message, "train_seconds": self.train_seconds,
-                "kept_weights": self._kept_weights}
+        return {
+            "epochs_done": self.epochs_done,
+            "steps_done": int(self.engine.steps_done),
+            "status": self.status,
+            "message": self.message,
+            "train_seconds": self.train_seconds,
+            "kept_weights": self._kept_weights,
+        }
 
     def _adopt_outcome(self, outcome: dict) -> None:
-        self.losses = self.losses[:outcome["epochs_done"]]   # shorter where every model diverged
+        self.losses = self.losses[: outcome["epochs_done"]]  # shorter where every model diverged
         self.engine.steps_done.fill_(outcome["steps_done"])
         self.status, self.message = outcome["status"], outcome["message"]
         self.train_seconds, self._kept_weights = outcome["train_seconds"], outcome["kept_weights"]
@@ -263,8 +278,9 @@ class BatchTrainer:
 class Trainer(BatchTrainer):
     """One autoencoder trained on one image (3, 32, 32)."""
 
-    def __init__(self, target: torch.Tensor, lr: float = SEED_LR, seed: int = 0,
-                 device: torch.device | str | None = None) -> None:
+    def __init__(
+        self, target: torch.Tensor, lr: float = SEED_LR, seed: int = 0, device: torch.device | str | None = None
+    ) -> None:
         if tuple(target.shape) != IMAGE_SHAPE:
             raise ValueError(f"target must have shape {IMAGE_SHAPE}, got {tuple(target.shape)}")
         super().__init__(target.unsqueeze(0), lr, seed, device)

@@ -10,15 +10,16 @@ the trainer pickled without its big tensors, then the weights and Adam moments b
 Losses come back as they are flushed; the final state comes back when the child stops, also when
 the caller is interrupted (a Streamlit Stop raises out of `on_progress`), so nothing learned is lost.
 """
+
 import multiprocessing
 import os
 import pickle
 import sys
 import threading
 import types
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from multiprocessing import forkserver
-from typing import Callable
 
 import torch
 
@@ -80,8 +81,9 @@ def _raw(tensor: torch.Tensor) -> memoryview:
     return memoryview(tensor.numpy()).cast("B")
 
 
-def train_in_child(trainer, epochs: int, on_progress: Callable | None, should_stop: Callable[[], bool] | None,
-                   report_every_s: float) -> str:
+def train_in_child(
+    trainer, epochs: int, on_progress: Callable | None, should_stop: Callable[[], bool] | None, report_every_s: float
+) -> str:
     """`trainer._train(...)` run in a child process; `trainer` ends as if it had run here."""
     context = _context()
     pipe, child_end = context.Pipe()
@@ -120,8 +122,10 @@ def _child_failures(child):
         yield
     except (OSError, EOFError) as error:
         child.join(timeout=1)
-        raise TrainingFailed(f"The training process ended unexpectedly (exit code {child.exitcode}); the "
-                             "results from before this run are kept.") from error
+        raise TrainingFailed(
+            f"The training process ended unexpectedly (exit code {child.exitcode}); the "
+            "results from before this run are kept."
+        ) from error
 
 
 def _follow(trainer, pipe, child, on_progress, should_stop) -> str:
@@ -150,7 +154,7 @@ def _follow(trainer, pipe, child, on_progress, should_stop) -> str:
 
 def _child_main(pipe) -> None:
     if hasattr(os, "nice"):
-        os.nice(19)   # the server and its clients come first; training takes whatever CPU is left
+        os.nice(19)  # the server and its clients come first; training takes whatever CPU is left
     trainer, epochs, report_every_s = _receive(pipe)
     for tensor in trainer.engine.state_tensors():
         pipe.recv_bytes_into(_raw(tensor))

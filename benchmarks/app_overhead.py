@@ -7,17 +7,17 @@ The app's rate counts the whole rerun that the Train click starts: starting the 
 the state's trip there and back, the live bar and chart, and drawing the results. The bar is an app
 overhead under 15%.
 """
+
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
-from ae_core import Experiment, load_pair  # noqa: E402
+from ae_core import Experiment, load_pair
+
+ROOT = Path(__file__).resolve().parents[1]
 
 MNIST_INDEX, CIFAR_INDEX = 4, 2
 
@@ -55,8 +55,10 @@ def main() -> None:
         core.append(core_epochs_per_second(args.epochs))
         print(f"round {round_}: app {app[-1]:,.0f} epochs/s, ae_core alone {core[-1]:,.0f} epochs/s", flush=True)
     app_rate, core_rate = statistics.median(app), statistics.median(core)
-    print(f"median over {args.rounds} rounds of {args.epochs} epochs: app {app_rate:,.0f} epochs/s, ae_core "
-          f"{core_rate:,.0f} epochs/s; the app costs {100 * (1 - app_rate / core_rate):.1f}% (bar: under 15%)")
+    print(
+        f"median over {args.rounds} rounds of {args.epochs} epochs: app {app_rate:,.0f} epochs/s, ae_core "
+        f"{core_rate:,.0f} epochs/s; the app costs {100 * (1 - app_rate / core_rate):.1f}% (bar: under 15%)"
+    )
 
 
 if __name__ == "__main__":

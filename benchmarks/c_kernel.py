@@ -5,20 +5,18 @@ torch's ops alone, alternating in rounds within one process.
 
 Prints each way's median ms per pair-epoch and the median of the rounds' ratios.
 """
+
 import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from ae_core import native  # noqa: E402
-from ae_core.study import Study  # noqa: E402
+from ae_core import native
+from ae_core.study import Study
 
 
 def ms_per_pair_epoch(pairs: int, epochs: int) -> float:
-    study = Study("sample", pairs, seed=0)   # its lanes take the kernel, or not, when first built
+    study = Study("sample", pairs, seed=0)  # its lanes take the kernel, or not, when first built
     start = time.perf_counter()
     study.train(epochs)
     return (time.perf_counter() - start) / (pairs * epochs) * 1e3
@@ -38,10 +36,12 @@ def main() -> None:
         with native.turned_off():
             without.append(ms_per_pair_epoch(args.pairs, args.epochs))
     ratios = [b / a for a, b in zip(with_kernel, without)]
-    print(f"K={args.pairs}, {args.epochs} epochs, {args.rounds} alternating rounds: with the C kernel "
-          f"{statistics.median(with_kernel):.3f} ms/pair-epoch, torch's ops only "
-          f"{statistics.median(without):.3f}; the kernel is {statistics.median(ratios):.2f}x "
-          f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
+    print(
+        f"K={args.pairs}, {args.epochs} epochs, {args.rounds} alternating rounds: with the C kernel "
+        f"{statistics.median(with_kernel):.3f} ms/pair-epoch, torch's ops only "
+        f"{statistics.median(without):.3f}; the kernel is {statistics.median(ratios):.2f}x "
+        f"(rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
 
 
 if __name__ == "__main__":

@@ -5,21 +5,18 @@ one thread, summed by the function it calls; then the study's speed on one threa
 
 Timing every call adds a little to each, so the total is a bit above an untimed step.
 """
+
 import argparse
 import collections
 import statistics
-import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-import torch  # noqa: E402
+import torch
 
-from ae_core import engine  # noqa: E402
-from ae_core.study import Study  # noqa: E402
-from ae_core.training import one_cpu_thread  # noqa: E402
+from ae_core import engine
+from ae_core.study import Study
+from ae_core.training import one_cpu_thread
 
 
 def _name(kernel_call) -> str:
@@ -43,13 +40,16 @@ def profile_lane(models: int, steps: int) -> dict[str, float]:
     trainer = Study("sample", models, seed=0).trainer
     stack, targets = trainer.engine, trainer.targets
     with cores(1), one_cpu_thread():
-        stack.steps(targets, 5)   # builds the lane and copies the targets in
-        lane, = stack._lanes
+        stack.steps(targets, 5)  # builds the lane and copies the targets in
+        (lane,) = stack._lanes
         losses = torch.empty(models)
         spent = collections.defaultdict(float)
         for _ in range(steps):
-            for phase, plan in (("forward", lane.forward_plan), ("loss", [lambda: lane.loss(losses)]),
-                                ("step", lane.step_plan)):
+            for phase, plan in (
+                ("forward", lane.forward_plan),
+                ("loss", [lambda: lane.loss(losses)]),
+                ("step", lane.step_plan),
+            ):
                 for kernel_call in plan:
                     start = time.perf_counter()
                     kernel_call()
@@ -70,8 +70,12 @@ def ms_per_model_step(pairs: int, steps: int, threads: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=engine.MODELS_PER_LANE,
-                        help=f"models in the lane, at most {engine.MODELS_PER_LANE}")
+    parser.add_argument(
+        "--models",
+        type=int,
+        default=engine.MODELS_PER_LANE,
+        help=f"models in the lane, at most {engine.MODELS_PER_LANE}",
+    )
     parser.add_argument("--steps", type=int, default=400)
     args = parser.parse_args()
     spent = profile_lane(args.models, args.steps)
@@ -85,8 +89,10 @@ def main() -> None:
         for used in rounds:
             rounds[used].append(ms_per_model_step(16, 100, used))
     one, all_ = (statistics.median(rounds[used]) for used in (1, available))
-    print(f"K = 16, 100 steps, median of 3 alternating rounds: 1 thread {one:.3f}, {available} threads {all_:.3f} "
-          f"ms per model-step ({one / all_:.2f}x)")
+    print(
+        f"K = 16, 100 steps, median of 3 alternating rounds: 1 thread {one:.3f}, {available} threads {all_:.3f} "
+        f"ms per model-step ({one / all_:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

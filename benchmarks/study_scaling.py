@@ -9,6 +9,7 @@ growth shows as a constant MB per pair and ms per pair-epoch once K fills the la
 and as a least-squares line through the memory figures that each K lies close to.
 Linux only (it reads /proc/self/status).
 """
+
 import argparse
 import json
 import statistics
@@ -16,8 +17,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _status_mb(field: str) -> float:
@@ -29,20 +28,26 @@ def _status_mb(field: str) -> float:
 
 def measure_one(pairs: int, epochs: int) -> dict:
     """Run in the child process: build and train one study, report its memory and time."""
-    sys.path.insert(0, str(ROOT))
     from ae_core import data, native
     from ae_core.study import Study
-    native.function("low_rank_adam")   # built or loaded before the baseline, as in a warm app
+
+    native.function("low_rank_adam")  # built or loaded before the baseline, as in a warm app
     data.load_pair("sample", 0, 0)
     before_mb = _status_mb("VmRSS")
     study = Study("sample", pairs, seed=0)
     start = time.perf_counter()
     outcome = study.train(epochs)
     seconds = time.perf_counter() - start
-    study.results()   # scoring allocates too: part of what a study costs
-    return {"pairs": pairs, "epochs": epochs, "outcome": outcome, "kernel": native.status(),
-            "baseline_mb": before_mb, "study_mb": _status_mb("VmHWM") - before_mb,
-            "ms_per_pair_epoch": seconds / (pairs * epochs) * 1e3}
+    study.results()  # scoring allocates too: part of what a study costs
+    return {
+        "pairs": pairs,
+        "epochs": epochs,
+        "outcome": outcome,
+        "kernel": native.status(),
+        "baseline_mb": before_mb,
+        "study_mb": _status_mb("VmHWM") - before_mb,
+        "ms_per_pair_epoch": seconds / (pairs * epochs) * 1e3,
+    }
 
 
 def main() -> None:
@@ -56,21 +61,31 @@ def main() -> None:
         return
     rows = []
     for pairs in args.pairs:
-        child = subprocess.run([sys.executable, __file__, "--child", str(pairs), "--epochs", str(args.epochs)],
-                               stdout=subprocess.PIPE, text=True, check=True)   # its errors show here
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", str(pairs), "--epochs", str(args.epochs)],
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+        )  # its errors show here
         rows.append(json.loads(child.stdout.splitlines()[-1]))
-    print(f"{args.epochs} epochs per study; engine's C kernel: {rows[0]['kernel']}; "
-          f"baseline resident set {rows[0]['baseline_mb']:.0f} MB")
+    print(
+        f"{args.epochs} epochs per study; engine's C kernel: {rows[0]['kernel']}; "
+        f"baseline resident set {rows[0]['baseline_mb']:.0f} MB"
+    )
     print(f"{'K':>5} {'study MB':>10} {'MB/pair':>9} {'ms/pair-epoch':>14}")
     for row in rows:
-        print(f"{row['pairs']:>5} {row['study_mb']:>10.1f} {row['study_mb'] / row['pairs']:>9.2f} "
-              f"{row['ms_per_pair_epoch']:>14.3f}" + ("" if row["outcome"] == "finished" else f"  ({row['outcome']})"))
+        print(
+            f"{row['pairs']:>5} {row['study_mb']:>10.1f} {row['study_mb'] / row['pairs']:>9.2f} "
+            f"{row['ms_per_pair_epoch']:>14.3f}" + ("" if row["outcome"] == "finished" else f"  ({row['outcome']})")
+        )
     if len(rows) > 2:
         pairs, megabytes = [row["pairs"] for row in rows], [row["study_mb"] for row in rows]
         per_pair, fixed = statistics.linear_regression(pairs, megabytes)
         departure = max(abs(mb - (fixed + per_pair * k)) / mb for k, mb in zip(pairs, megabytes))
-        print(f"memory fit: {fixed:.1f} MB + {per_pair:.2f} MB per pair; largest departure of any K from it "
-              f"{departure:.1%}")
+        print(
+            f"memory fit: {fixed:.1f} MB + {per_pair:.2f} MB per pair; largest departure of any K from it "
+            f"{departure:.1%}"
+        )
 
 
 if __name__ == "__main__":

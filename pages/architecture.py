@@ -1,4 +1,5 @@
 """Architecture: the seed's network layer by layer, checked against the seed's parameter listing."""
+
 import streamlit as st
 
 from ae_core.model import architecture_rows
@@ -7,8 +8,10 @@ from app_widgets import through_the_app_navigation
 
 through_the_app_navigation()
 st.title("Architecture")
-st.caption("The autoencoder of the seed report, for one 3 x 32 x 32 input. The check mark says that a "
-           "layer's parameter shapes equal the seed's listing (`seed-architecture.json`).")
+st.caption(
+    "The autoencoder of the seed report, for one 3 x 32 x 32 input. The check mark says that a "
+    "layer's parameter shapes equal the seed's listing (`seed-architecture.json`)."
+)
 rows = architecture_rows(SEED_ARCHITECTURE["state_dict"])
 st.dataframe(rows, hide_index=True, width="stretch")
 total = sum(row["Parameters"] for row in rows)
@@ -24,4 +27,5 @@ st.markdown(
     "convolution without padding leaves a **64 x 2 x 2 latent** (256 numbers, a quarter of the "
     "3,072 input values). The decoder mirrors it with transposed convolutions and ends in a sigmoid, "
     "so every output pixel lies in [0, 1]. Transposed convolutions store their weights as "
-    "*in x out x k x k*, which is why `decoder.0.weight` has the same shape as `encoder.4.weight`.")
+    "*in x out x k x k*, which is why `decoder.0.weight` has the same shape as `encoder.4.weight`."
+)

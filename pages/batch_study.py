@@ -1,4 +1,5 @@
 """Batch study: the seed's experiment over many random pairs, trained side by side."""
+
 import json
 
 import streamlit as st
@@ -9,32 +10,50 @@ from ae_core.mixing import SEED_ALPHA
 from ae_core.study import MAX_PAIRS, Study, check_pairs, summarize
 from ae_core.sweep import SWEEPABLE, Sweep, parse_values
 from ae_core.training import DIVERGED, FINISHED, SEED_LR
-from app_widgets import (MAX_EPOCHS, as_sentence, download_panel, epoch_limit_problems, picture_row,
-                         settings_problems, shown_run, sweep_run, through_the_app_navigation, train_run)
+from app_widgets import (
+    MAX_EPOCHS,
+    as_sentence,
+    download_panel,
+    epoch_limit_problems,
+    picture_row,
+    settings_problems,
+    shown_run,
+    sweep_run,
+    through_the_app_navigation,
+    train_run,
+)
 
-DEFAULT_EPOCHS = 2_000   # about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
+DEFAULT_EPOCHS = 2_000  # about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
 
 through_the_app_navigation()
 st.title("Batch study")
-st.caption("One pair says little. Here K random (MNIST, CIFAR-10) pairs each get their own autoencoder, "
-           "all trained side by side, and the seed's table becomes a distribution.")
+st.caption(
+    "One pair says little. Here K random (MNIST, CIFAR-10) pairs each get their own autoencoder, "
+    "all trained side by side, and the seed's table becomes a distribution."
+)
 
 # -- inputs ------------------------------------------------------------------------------------------
 problems: list[str] = []
-source = st.radio("Data source", list(data.SOURCES), format_func=data.SOURCES.get, key="study_source",
-                  horizontal=True)
+source = st.radio("Data source", list(data.SOURCES), format_func=data.SOURCES.get, key="study_source", horizontal=True)
 if source != "sample":
     download_panel(key="study_download")
 cols = st.columns(5)
 chosen = {
     "pairs": cols[0].number_input("Pairs", value=16, step=1, key="study_pairs", help=f"1 to {MAX_PAIRS}"),
-    "epochs": cols[1].number_input("Epochs", value=DEFAULT_EPOCHS, step=1000, key="study_epochs",
-                                   help=f"The seed trains 10,000 epochs; at most {MAX_EPOCHS:,} here."),
+    "epochs": cols[1].number_input(
+        "Epochs",
+        value=DEFAULT_EPOCHS,
+        step=1000,
+        key="study_epochs",
+        help=f"The seed trains 10,000 epochs; at most {MAX_EPOCHS:,} here.",
+    ),
     "lr": cols[2].number_input("Learning rate", value=SEED_LR, step=1e-4, format="%.4g", key="study_lr"),
-    "alpha": cols[3].number_input("Mix weight α (MNIST share)", value=SEED_ALPHA, step=0.05, format="%.2f",
-                                  key="study_alpha"),
-    "seed": cols[4].number_input("Seed", value=0, step=1, key="study_seed",
-                                 help="Draws the pairs and the initial weights"),
+    "alpha": cols[3].number_input(
+        "Mix weight α (MNIST share)", value=SEED_ALPHA, step=0.05, format="%.2f", key="study_alpha"
+    ),
+    "seed": cols[4].number_input(
+        "Seed", value=0, step=1, key="study_seed", help="Draws the pairs and the initial weights"
+    ),
 }
 try:
     check_pairs(int(chosen["pairs"]))
@@ -59,9 +78,14 @@ def show_results(run: dict) -> None:
     trainer = study.trainer
     summary = summarize(results)
     st.subheader(f"{len(results)} pairs after {trainer.epochs_done:,} epochs")
-    st.dataframe(reporting.study_rows(summary), hide_index=True,
-                 column_config={name: st.column_config.NumberColumn(format="%.4f")
-                                for name in ("Mean", "Std", "Median", "Min", "Max", "Seed")})
+    st.dataframe(
+        reporting.study_rows(summary),
+        hide_index=True,
+        column_config={
+            name: st.column_config.NumberColumn(format="%.4f")
+            for name in ("Mean", "Std", "Median", "Min", "Max", "Seed")
+        },
+    )
     for metric in ("psnr", "ssim"):
         box, histogram = charts.score_figures(rows, metric)
         left, right = st.columns(2)
@@ -73,9 +97,11 @@ def show_results(run: dict) -> None:
     for title, k in (("Best pair", ranking[-1]), ("Worst pair", ranking[0])):
         result = results[k]
         mnist, cifar = result.quality["mnist"], result.quality["cifar"]
-        st.markdown(f"**{title}**: {result.mnist.caption} with {result.cifar.caption}, PSNR MNIST "
-                    f"{mnist.psnr:.2f} dB, CIFAR-10 {cifar.psnr:.2f} dB, SSIM MNIST {mnist.ssim:.4f}, CIFAR-10 "
-                    f"{cifar.ssim:.4f}")
+        st.markdown(
+            f"**{title}**: {result.mnist.caption} with {result.cifar.caption}, PSNR MNIST "
+            f"{mnist.psnr:.2f} dB, CIFAR-10 {cifar.psnr:.2f} dB, SSIM MNIST {mnist.ssim:.4f}, CIFAR-10 "
+            f"{cifar.ssim:.4f}"
+        )
         picture_row(result.images())
     report = reporting.study_report(study, results, summary, run["target_epochs"])
     left, right, _ = st.columns([1, 1, 3])
@@ -85,8 +111,11 @@ def show_results(run: dict) -> None:
 
 # -- page --------------------------------------------------------------------------------------------
 run = shown_run("study")
-settings_key = None if problems else (source, int(chosen["pairs"]), float(chosen["lr"]), float(chosen["alpha"]),
-                                      int(chosen["seed"]))
+settings_key = (
+    None
+    if problems
+    else (source, int(chosen["pairs"]), float(chosen["lr"]), float(chosen["alpha"]), int(chosen["seed"]))
+)
 
 
 def new_study() -> dict:
@@ -95,9 +124,15 @@ def new_study() -> dict:
 
 
 if run_clicked and settings_key is not None:
-    run = train_run("study", settings_key, new_study, int(chosen["epochs"]),
-                    lambda trainer, target: charts.study_loss_figure(trainer.losses, target),
-                    rate_unit="pair-epochs", loss_label="median loss")
+    run = train_run(
+        "study",
+        settings_key,
+        new_study,
+        int(chosen["epochs"]),
+        lambda trainer, target: charts.study_loss_figure(trainer.losses, target),
+        rate_unit="pair-epochs",
+        loss_label="median loss",
+    )
 
 if run is not None:
     trainer = run["trainer"]
@@ -108,15 +143,20 @@ if run is not None:
     if trainer.message:
         st.warning(trainer.message, icon=":material/warning:")
     if trainer.status not in (FINISHED, DIVERGED) or stop_clicked:
-        st.info(f"Stopped at epoch {trainer.epochs_done:,} of {run['target_epochs']:,}; every pair keeps what it "
-                f"learned. Press Run to continue from here.", icon=":material/pause:")
+        st.info(
+            f"Stopped at epoch {trainer.epochs_done:,} of {run['target_epochs']:,}; every pair keeps what it "
+            f"learned. Press Run to continue from here.",
+            icon=":material/pause:",
+        )
     if settings_key != run["key"]:
         st.caption("These results belong to the settings run earlier; press Run to study the current ones.")
     show_results(run)
 else:
-    st.info(f"Press **Run** to train {int(chosen['pairs']) if not problems else 'the'} pairs. Each pair trains "
-            "from the same initial weights (the seed), so every row equals a single Mix & Train run.",
-            icon=":material/info:")
+    st.info(
+        f"Press **Run** to train {int(chosen['pairs']) if not problems else 'the'} pairs. Each pair trains "
+        "from the same initial weights (the seed), so every row equals a single Mix & Train run.",
+        icon=":material/info:",
+    )
 
 
 # -- sweep -------------------------------------------------------------------------------------------
@@ -124,14 +164,22 @@ SWEEP_DEFAULTS = {"lr": "3e-4, 1e-3, 3e-3", "epochs": "500, 1000, 2000, 4000"}
 
 st.divider()
 st.subheader("Sweep")
-st.caption("The same pairs at several learning rates or epoch counts, each value scored over all pairs. "
-           "An epochs sweep trains once and scores at each count; a learning-rate sweep trains once per rate. "
-           "Pairs, seed, mix weight and source are the ones above; so are the epochs (or the learning rate) "
-           "held fixed.")
-over = st.radio("Vary", list(SWEEPABLE), format_func=lambda setting: SWEEPABLE[setting].capitalize(),
-                key="sweep_over", horizontal=True)
-text = st.text_input(f"{SWEEPABLE[over].capitalize()} values, separated by commas", SWEEP_DEFAULTS[over],
-                     key=f"sweep_values_{over}")
+st.caption(
+    "The same pairs at several learning rates or epoch counts, each value scored over all pairs. "
+    "An epochs sweep trains once and scores at each count; a learning-rate sweep trains once per rate. "
+    "Pairs, seed, mix weight and source are the ones above; so are the epochs (or the learning rate) "
+    "held fixed."
+)
+over = st.radio(
+    "Vary",
+    list(SWEEPABLE),
+    format_func=lambda setting: SWEEPABLE[setting].capitalize(),
+    key="sweep_over",
+    horizontal=True,
+)
+text = st.text_input(
+    f"{SWEEPABLE[over].capitalize()} values, separated by commas", SWEEP_DEFAULTS[over], key=f"sweep_values_{over}"
+)
 value_problems = []
 try:
     values = parse_values(over, text)
@@ -151,13 +199,32 @@ if sweep_clicked and not sweep_ready:
     st.error("Fix the settings above to run the sweep.", icon=":material/error:")
 
 stored = st.session_state.get("sweep")
-sweep_key = (over, tuple(values), source, int(chosen["pairs"]), float(chosen["alpha"]), int(chosen["seed"]),
-             float(chosen["lr"]) if over == "epochs" else int(chosen["epochs"])) if sweep_ready else None
+sweep_key = (
+    (
+        over,
+        tuple(values),
+        source,
+        int(chosen["pairs"]),
+        float(chosen["alpha"]),
+        int(chosen["seed"]),
+        float(chosen["lr"]) if over == "epochs" else int(chosen["epochs"]),
+    )
+    if sweep_ready
+    else None
+)
 
 
 def new_sweep() -> Sweep:
-    return Sweep(over, values, source, int(chosen["pairs"]), epochs=int(chosen["epochs"]), lr=float(chosen["lr"]),
-                 alpha=float(chosen["alpha"]), seed=int(chosen["seed"]))
+    return Sweep(
+        over,
+        values,
+        source,
+        int(chosen["pairs"]),
+        epochs=int(chosen["epochs"]),
+        lr=float(chosen["lr"]),
+        alpha=float(chosen["alpha"]),
+        seed=int(chosen["seed"]),
+    )
 
 
 if sweep_clicked and sweep_key is not None:
@@ -166,8 +233,10 @@ if sweep_clicked and sweep_key is not None:
 if stored is not None and stored["sweep"].points:
     sweep = stored["sweep"]
     if not sweep.done:
-        st.info(f"Stopped after {len(sweep.points)} of {len(sweep.values)} values; press Run sweep to go on.",
-                icon=":material/pause:")
+        st.info(
+            f"Stopped after {len(sweep.points)} of {len(sweep.values)} values; press Run sweep to go on.",
+            icon=":material/pause:",
+        )
     if sweep_key != stored["key"]:
         st.caption("This sweep belongs to the settings run earlier; press Run sweep to sweep the current ones.")
     setting = SWEEPABLE[sweep.over]
@@ -176,8 +245,13 @@ if stored is not None and stored["sweep"].points:
     left.plotly_chart(psnr_figure, key="sweep_psnr")
     right.plotly_chart(ssim_figure, key="sweep_ssim")
     table = reporting.sweep_rows(sweep)
-    st.dataframe(table, hide_index=True,
-                 column_config={name: st.column_config.NumberColumn(format="%.4f")
-                                for name in table[0] if name.startswith(("PSNR", "SSIM"))})
-    st.download_button("Sweep (JSON)", json.dumps(reporting.sweep_report(sweep), indent=1), "sweep.json",
-                       "application/json")
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            name: st.column_config.NumberColumn(format="%.4f") for name in table[0] if name.startswith(("PSNR", "SSIM"))
+        },
+    )
+    st.download_button(
+        "Sweep (JSON)", json.dumps(reporting.sweep_report(sweep), indent=1), "sweep.json", "application/json"
+    )

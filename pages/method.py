@@ -1,39 +1,58 @@
 """Method: the experiment in a few paragraphs and formulas."""
+
 import streamlit as st
 
 from app_widgets import through_the_app_navigation
 
 through_the_app_navigation()
 st.title("Method")
-st.markdown("**1. Mix.** One MNIST digit $m$ (28 x 28 grey, resized to 32 x 32 bilinearly and repeated "
-            "to three channels) and one CIFAR-10 photo $c$ (32 x 32 RGB), both in [0, 1], are blended "
-            "with a weight $\\alpha$; the seed uses $\\alpha = 0.5$, the plain average:")
+st.markdown(
+    "**1. Mix.** One MNIST digit $m$ (28 x 28 grey, resized to 32 x 32 bilinearly and repeated "
+    "to three channels) and one CIFAR-10 photo $c$ (32 x 32 RGB), both in [0, 1], are blended "
+    "with a weight $\\alpha$; the seed uses $\\alpha = 0.5$, the plain average:"
+)
 st.latex(r"x = \alpha\, m + (1 - \alpha)\, c")
-st.markdown("**2. Train.** The autoencoder $f_\\theta$ learns to reproduce that single image: the mean "
-            "squared error over its $N = 3 \\cdot 32 \\cdot 32$ values, minimised with Adam "
-            "(learning rate $10^{-3}$) for 10,000 epochs of one step each:")
-st.latex(r"\mathcal{L}(\theta) = \frac{1}{N} \sum_{i=1}^{N} \big(f_\theta(x)_i - x_i\big)^2, "
-         r"\qquad \hat{x} = f_\theta(x)")
-st.markdown("**3. Un-mix.** Knowing one original, the other is solved from the mixing formula with the "
-            "reconstruction in place of the mix. At $\\alpha = 0.5$ this is the seed's "
-            "$2\\hat{x} - c$ and $2\\hat{x} - m$:")
-st.latex(r"\hat{m} = \frac{\hat{x} - (1 - \alpha)\, c}{\alpha}, \qquad "
-         r"\hat{c} = \frac{\hat{x} - \alpha\, m}{1 - \alpha}")
-st.markdown("**4. Score.** Each recovered image is compared with its original by the peak signal-to-noise "
-            "ratio and the structural similarity (scikit-image, data range 1):")
+st.markdown(
+    "**2. Train.** The autoencoder $f_\\theta$ learns to reproduce that single image: the mean "
+    "squared error over its $N = 3 \\cdot 32 \\cdot 32$ values, minimised with Adam "
+    "(learning rate $10^{-3}$) for 10,000 epochs of one step each:"
+)
+st.latex(
+    r"\mathcal{L}(\theta) = \frac{1}{N} \sum_{i=1}^{N} \big(f_\theta(x)_i - x_i\big)^2, "
+    r"\qquad \hat{x} = f_\theta(x)"
+)
+st.markdown(
+    "**3. Un-mix.** Knowing one original, the other is solved from the mixing formula with the "
+    "reconstruction in place of the mix. At $\\alpha = 0.5$ this is the seed's "
+    "$2\\hat{x} - c$ and $2\\hat{x} - m$:"
+)
+st.latex(
+    r"\hat{m} = \frac{\hat{x} - (1 - \alpha)\, c}{\alpha}, \qquad "
+    r"\hat{c} = \frac{\hat{x} - \alpha\, m}{1 - \alpha}"
+)
+st.markdown(
+    "**4. Score.** Each recovered image is compared with its original by the peak signal-to-noise "
+    "ratio and the structural similarity (scikit-image, data range 1):"
+)
 st.latex(r"\mathrm{PSNR}(a, b) = 10 \log_{10} \frac{1}{\tfrac{1}{N}\sum_i (a_i - b_i)^2}")
-st.latex(r"\mathrm{SSIM}(a, b) = \frac{(2\mu_a\mu_b + C_1)(2\sigma_{ab} + C_2)}"
-         r"{(\mu_a^2 + \mu_b^2 + C_1)(\sigma_a^2 + \sigma_b^2 + C_2)}")
-st.markdown("SSIM is averaged over 7 x 7 windows and the three channels; it rewards matching local "
-            "brightness, contrast and structure rather than raw pixel error.")
+st.latex(
+    r"\mathrm{SSIM}(a, b) = \frac{(2\mu_a\mu_b + C_1)(2\sigma_{ab} + C_2)}"
+    r"{(\mu_a^2 + \mu_b^2 + C_1)(\sigma_a^2 + \sigma_b^2 + C_2)}"
+)
+st.markdown(
+    "SSIM is averaged over 7 x 7 windows and the three channels; it rewards matching local "
+    "brightness, contrast and structure rather than raw pixel error."
+)
 st.subheader("Why the seed's two PSNRs are the same number")
 st.markdown("Both errors are the reconstruction's error, scaled:")
 st.latex(r"\hat{m} - m = \frac{\hat{x} - x}{\alpha}, \qquad \hat{c} - c = \frac{\hat{x} - x}{1 - \alpha}")
-st.markdown("At $\\alpha = 0.5$ both are exactly $2(\\hat{x} - x)$, so both mean squared errors equal "
-            "$4\\,\\mathrm{MSE}(\\hat{x}, x)$ and both PSNRs equal the mix's PSNR minus "
-            "$10\\log_{10} 4 \\approx 6.02$ dB: 44.5539 dB for MNIST and for CIFAR-10 alike. This holds only "
-            "because the un-mixed images are scored **as computed**; clamping them to [0, 1] first would "
-            "change each error differently. SSIM differs between the two because it also depends on each "
-            "original's own structure: the same error weighs less on a busy photo than on a digit that is "
-            "mostly flat black. With $\\alpha \\ne 0.5$ the PSNRs part by $20\\log_{10}\\frac{1-\\alpha}"
-            "{\\alpha}$ dB.")
+st.markdown(
+    "At $\\alpha = 0.5$ both are exactly $2(\\hat{x} - x)$, so both mean squared errors equal "
+    "$4\\,\\mathrm{MSE}(\\hat{x}, x)$ and both PSNRs equal the mix's PSNR minus "
+    "$10\\log_{10} 4 \\approx 6.02$ dB: 44.5539 dB for MNIST and for CIFAR-10 alike. This holds only "
+    "because the un-mixed images are scored **as computed**; clamping them to [0, 1] first would "
+    "change each error differently. SSIM differs between the two because it also depends on each "
+    "original's own structure: the same error weighs less on a busy photo than on a digit that is "
+    "mostly flat black. With $\\alpha \\ne 0.5$ the PSNRs part by $20\\log_{10}\\frac{1-\\alpha}"
+    "{\\alpha}$ dB."
+)

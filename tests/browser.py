@@ -1,5 +1,6 @@
 """Shared pieces of the real-browser tests: a `streamlit run` server on a free loopback port and
 Debian's Chromium driven by Playwright."""
+
 import os
 import socket
 import subprocess
@@ -10,12 +11,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--no-first-run"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def require_chromium():
@@ -34,9 +39,22 @@ def streamlit_server(workdir: Path, *options: str):
     log = workdir / "server.log"
     env = {**os.environ, "AE_DATA_DIR": str(workdir / "cache")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless=true",
-         f"--server.port={port}", "--server.address=127.0.0.1", *options],
-        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_app.py",
+            "--server.headless=true",
+            f"--server.port={port}",
+            "--server.address=127.0.0.1",
+            *options,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -70,7 +88,7 @@ def process_tree(pid: int) -> list[int]:
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError):   # gone meanwhile
+        except (OSError, IndexError):  # gone meanwhile
             continue
         children.setdefault(parent, []).append(int(stat.parent.name))
     tree, todo = [], [pid]
@@ -85,22 +103,26 @@ def _per_process(pid: int, read) -> float:
     for member in process_tree(pid):
         try:
             total += read(Path(f"/proc/{member}"))
-        except (OSError, ValueError):   # ended meanwhile
+        except (OSError, ValueError):  # ended meanwhile
             continue
     return total
 
 
 def cpu_seconds(pid: int) -> float:
     """CPU time of a process and its descendants so far, those already ended included, from /proc."""
+
     def used(proc: Path) -> float:
         fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         return sum(int(field) for field in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
     return _per_process(pid, used)
 
 
 def memory_mb(pid: int) -> float:
     """Proportional set size (shared pages split among their users) of a process and its descendants."""
+
     def pss(proc: Path) -> float:
         line = next(line for line in (proc / "smaps_rollup").read_text().splitlines() if line.startswith("Pss:"))
         return int(line.split()[1]) / 1024
+
     return _per_process(pid, pss)

@@ -1,14 +1,14 @@
 """Every page headless with AppTest; Mix & Train trains, shows its results and refuses bad input."""
+
 import os
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from test_data import write_cifar_batches, write_mnist_raw
 from torchvision import datasets
 
-from test_data import write_cifar_batches, write_mnist_raw
-
-APP = "../streamlit_app.py"   # AppTest resolves paths against this file
+APP = "../streamlit_app.py"  # AppTest resolves paths against this file
 
 
 def open_app(**widgets) -> AppTest:
@@ -46,7 +46,7 @@ def test_mix_and_train_shows_the_pair_then_trains_and_scores_it():
     assert len(at.get("image")) == 3 and not at.metric
     at = train(at)
     assert not at.exception and not at.error
-    at.run()   # results survive a rerun
+    at.run()  # results survive a rerun
     assert len(at.get("image")) == 6
     labels = [m.label for m in at.metric]
     assert sum("PSNR" in label for label in labels) == 6 and sum("SSIM" in label for label in labels) == 6
@@ -56,17 +56,20 @@ def test_mix_and_train_shows_the_pair_then_trains_and_scores_it():
     assert len(at.get("download_button")) == 4 and len(at.get("plotly_chart")) == 1
 
 
-@pytest.mark.parametrize("widgets, says", [
-    ({"mnist_index": 200}, "from 0 to 199"),
-    ({"mnist_index": -1}, "from 0 to 199"),
-    ({"cifar_index": 20}, "from 0 to 19"),
-    ({"epochs": 0}, "at least 1"),
-    ({"epochs": 10**6}, "at most 100,000"),
-    ({"lr": 0.0}, "above 0"),
-    ({"lr": -0.01}, "above 0"),
-    ({"alpha": 0.0}, "strictly between 0 and 1"),
-    ({"alpha": 1.0}, "strictly between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "widgets, says",
+    [
+        ({"mnist_index": 200}, "from 0 to 199"),
+        ({"mnist_index": -1}, "from 0 to 199"),
+        ({"cifar_index": 20}, "from 0 to 19"),
+        ({"epochs": 0}, "at least 1"),
+        ({"epochs": 10**6}, "at most 100,000"),
+        ({"lr": 0.0}, "above 0"),
+        ({"lr": -0.01}, "above 0"),
+        ({"alpha": 0.0}, "strictly between 0 and 1"),
+        ({"alpha": 1.0}, "strictly between 0 and 1"),
+    ],
+)
 def test_bad_input_shows_a_message_and_keeps_what_was_trained(widgets, says):
     at = train(open_app(epochs=50)).run()
     assert len(at.get("image")) == 6
@@ -107,8 +110,8 @@ def test_batch_study_trains_pairs_and_shows_distributions_table_and_best_and_wor
     assert "5 pairs after 60 epochs" in at.subheader[0].value
     table = at.dataframe[0].value
     assert list(table["Metric"]) == ["PSNR (dB)", "SSIM"] * 2 and table["Seed"][0] == 44.5539
-    assert len(at.get("plotly_chart")) == 5   # box and histogram per metric, and the loss band
-    assert len(at.get("image")) == 12         # best and worst pairs, six images each
+    assert len(at.get("plotly_chart")) == 5  # box and histogram per metric, and the loss band
+    assert len(at.get("image")) == 12  # best and worst pairs, six images each
     assert len(at.get("download_button")) == 2
 
 
@@ -121,13 +124,16 @@ def test_batch_study_results_survive_a_stop_click_and_continue_from_where_they_w
     assert "3 pairs after 70 epochs" in at.subheader[0].value
 
 
-@pytest.mark.parametrize("widgets, says", [
-    ({"study_pairs": 0}, "from 1 to 256"),
-    ({"study_pairs": 300}, "from 1 to 256"),
-    ({"study_epochs": 0}, "at least 1"),
-    ({"study_lr": -1.0}, "above 0"),
-    ({"study_alpha": 1.0}, "strictly between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "widgets, says",
+    [
+        ({"study_pairs": 0}, "from 1 to 256"),
+        ({"study_pairs": 300}, "from 1 to 256"),
+        ({"study_epochs": 0}, "at least 1"),
+        ({"study_lr": -1.0}, "above 0"),
+        ({"study_alpha": 1.0}, "strictly between 0 and 1"),
+    ],
+)
 def test_batch_study_bad_input_shows_a_message_and_keeps_the_results(widgets, says):
     at = run_study(AppTest.from_file(STUDY, default_timeout=120).run(), study_pairs=2, study_epochs=30)
     at = run_study(at, **widgets)
@@ -148,8 +154,8 @@ def test_a_learning_rate_that_diverges_says_why_and_keeps_the_earlier_results():
 
 def test_switching_the_source_so_an_index_falls_outside_says_so_and_keeps_results(monkeypatch):
     cache = Path(os.environ["AE_DATA_DIR"])
-    write_mnist_raw(cache)               # 12 train and 7 test digits
-    write_cifar_batches(cache, monkeypatch)   # 20 train and 4 test photos
+    write_mnist_raw(cache)  # 12 train and 7 test digits
+    write_cifar_batches(cache, monkeypatch)  # 20 train and 4 test photos
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.radio(key="source").set_value("train").run()
     at.number_input(key="cifar_index").set_value(15)
@@ -161,7 +167,7 @@ def test_switching_the_source_so_an_index_falls_outside_says_so_and_keeps_result
 
 
 def test_a_failed_download_says_why_and_the_sample_pack_keeps_working(monkeypatch):
-    monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])   # nothing listens there
+    monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])  # nothing listens there
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.radio(key="source").set_value("train").run()
     at = at.button(key="download").click().run()
@@ -179,7 +185,7 @@ def test_a_sweep_plots_quality_against_each_value_and_bad_values_keep_it():
     at.text_input(key="sweep_values_lr").set_value("3e-3, 1e-3")
     at = at.button(key="sweep_run").click().run()
     assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == 2   # PSNR and SSIM against the learning rate
+    assert len(at.get("plotly_chart")) == 2  # PSNR and SSIM against the learning rate
     assert list(at.dataframe[0].value["Learning rate"]) == [1e-3, 3e-3]
     at.text_input(key="sweep_values_lr").set_value("1e-3, soon")
     at = at.button(key="sweep_run").click().run()

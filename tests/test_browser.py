@@ -1,9 +1,9 @@
 """Real-browser smoke test: `streamlit run` on a free loopback port, driven by Debian's Chromium."""
+
 import re
 import time
 
 import pytest
-
 from browser import CHROMIUM, FLAGS, main, require_chromium, set_number, streamlit_server
 
 sync_api = require_chromium()
@@ -33,7 +33,7 @@ def test_train_renders_images_chart_and_metrics(page):
     page.get_by_text("Results after 400 epochs").wait_for(timeout=60_000)
     images = page.locator('[data-testid="stImage"] img')
     images.nth(5).wait_for(timeout=30_000)
-    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)   # Plotly draws after the text
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)  # Plotly draws after the text
     assert images.count() >= 6
     page.get_by_test_id("stMetricLabel").nth(11).wait_for(timeout=30_000)
     labels = page.get_by_test_id("stMetricLabel").all_inner_texts()
@@ -63,7 +63,7 @@ def test_batch_study_runs_live_and_stop_keeps_every_pairs_results(page, server):
     set_number(page, "Epochs", 100_000)
     main(page).get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("pair-epochs/s").wait_for(timeout=30_000)
-    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)   # the live loss band
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)  # the live loss band
     page.wait_for_timeout(2500)
     main(page).get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("every pair keeps what it learned").wait_for(timeout=10_000)

@@ -1,4 +1,5 @@
 """The score plots must show each dataset's values and the seed's, without doubling or hiding any."""
+
 import pytest
 import torch
 
@@ -25,7 +26,7 @@ def test_psnr_is_one_trace_for_both_datasets_only_where_their_psnrs_are_equal(al
     for box_trace, histogram_trace in zip(box.data, histogram.data):
         values = [row[f"{DATASET_OF[box_trace.name]}_psnr"] for row in rows]
         assert list(box_trace.y) == list(histogram_trace.x) == values
-    for figure in charts.score_figures(rows, "ssim"):   # SSIMs differ at any α
+    for figure in charts.score_figures(rows, "ssim"):  # SSIMs differ at any α
         assert [trace.name for trace in figure.data] == ["MNIST", "CIFAR-10"]
 
     sweep = Sweep("epochs", [10, 20], pairs=2, alpha=alpha, seed=0)
@@ -44,11 +45,14 @@ def test_the_seeds_values_are_one_line_each_named_in_the_legend():
     box, histogram = charts.score_figures(rows, "psnr")
     # The seed reports one PSNR for both datasets: one line, not two on top of each other.
     assert [(line.y0, line.name) for line in box.layout.shapes] == [
-        (SEED_PSNR, f"seed MNIST and CIFAR-10: {SEED_PSNR:g}")]
+        (SEED_PSNR, f"seed MNIST and CIFAR-10: {SEED_PSNR:g}")
+    ]
     assert [line.x0 for line in histogram.layout.shapes] == [SEED_PSNR]
     box, _ = charts.score_figures(rows, "ssim")
     assert [(line.y0, line.name) for line in box.layout.shapes] == [
-        (SEED_RESULTS["mnist"]["ssim"], "seed MNIST: 0.9954"), (SEED_RESULTS["cifar"]["ssim"], "seed CIFAR-10: 0.9988")]
+        (SEED_RESULTS["mnist"]["ssim"], "seed MNIST: 0.9954"),
+        (SEED_RESULTS["cifar"]["ssim"], "seed CIFAR-10: 0.9988"),
+    ]
     assert all(line.showlegend for line in box.layout.shapes) and not box.layout.annotations
 
 

@@ -4,20 +4,38 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import ROOT, c_kernel_or_skip
 
 from ae_core.cli import main
-from conftest import ROOT, c_kernel_or_skip
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "ae_core", *args], cwd=cwd or ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "ae_core", *args], cwd=cwd or ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_run_prints_the_seed_table_and_writes_json_and_images(tmp_path):
     report, images = tmp_path / "r.json", tmp_path / "r.npz"
-    done = run_cli("run", "--mnist-index", "3", "--cifar-index", "1", "--epochs", "150", "--lr", "2e-3",
-                   "--seed", "7", "--alpha", "0.4", "--json", str(report), "--save-images", str(images))
+    done = run_cli(
+        "run",
+        "--mnist-index",
+        "3",
+        "--cifar-index",
+        "1",
+        "--epochs",
+        "150",
+        "--lr",
+        "2e-3",
+        "--seed",
+        "7",
+        "--alpha",
+        "0.4",
+        "--json",
+        str(report),
+        "--save-images",
+        str(images),
+    )
     assert done.returncode == 0, done.stderr
     assert "MNIST" in done.stdout and "CIFAR-10" in done.stdout and "44.5539" in done.stdout
     result = json.loads(report.read_text())
@@ -27,7 +45,9 @@ def test_run_prints_the_seed_table_and_writes_json_and_images(tmp_path):
     for key in ("mnist", "cifar", "mixed"):
         assert set(result["metrics"][key]) == {"psnr", "ssim"}
     arrays = np.load(images)
-    assert sorted(arrays.files) == sorted(["mnist", "cifar", "mixed", "reconstruction", "unmixed_mnist", "unmixed_cifar"])
+    assert sorted(arrays.files) == sorted(
+        ["mnist", "cifar", "mixed", "reconstruction", "unmixed_mnist", "unmixed_cifar"]
+    )
     assert all(arrays[name].shape == (3, 32, 32) and arrays[name].dtype == np.float32 for name in arrays.files)
     # un-mixed as computed, not clamped: the formula holds exactly on the saved arrays
     expected = (arrays["reconstruction"] - 0.6 * arrays["cifar"]) / 0.4
@@ -35,23 +55,26 @@ def test_run_prints_the_seed_table_and_writes_json_and_images(tmp_path):
     assert arrays["unmixed_mnist"].min() < 0 or arrays["unmixed_mnist"].max() > 1
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--mnist-index", "-1", "--cifar-index", "0"], "from 0 to 199"),
-    (["--mnist-index", "0", "--cifar-index", "20"], "from 0 to 19"),
-    (["--mnist-index", "two", "--cifar-index", "0"], "invalid int value"),
-    (["--mnist-index", "0", "--cifar-index", "0", "--epochs", "0"], "at least 1"),
-    (["--mnist-index", "0", "--cifar-index", "0", "--epochs", "ten"], "at least 1"),
-    (["--mnist-index", "0", "--cifar-index", "0", "--lr", "0"], "above 0"),
-    (["--mnist-index", "0", "--cifar-index", "0", "--lr", "inf"], "above 0"),
-    (["--mnist-index", "0", "--cifar-index", "0", "--alpha", "1"], "strictly between 0 and 1"),
-    (["--mnist-index", "0", "--cifar-index", "0", "--alpha", "x"], "strictly between 0 and 1"),
-    (["--mnist-index", "0", "--cifar-index", "0", "--source", "imagenet"], "invalid choice"),
-    (["--mnist-index", "0", "--cifar-index", "0", "--source", "train"], "not downloaded"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--mnist-index", "-1", "--cifar-index", "0"], "from 0 to 199"),
+        (["--mnist-index", "0", "--cifar-index", "20"], "from 0 to 19"),
+        (["--mnist-index", "two", "--cifar-index", "0"], "invalid int value"),
+        (["--mnist-index", "0", "--cifar-index", "0", "--epochs", "0"], "at least 1"),
+        (["--mnist-index", "0", "--cifar-index", "0", "--epochs", "ten"], "at least 1"),
+        (["--mnist-index", "0", "--cifar-index", "0", "--lr", "0"], "above 0"),
+        (["--mnist-index", "0", "--cifar-index", "0", "--lr", "inf"], "above 0"),
+        (["--mnist-index", "0", "--cifar-index", "0", "--alpha", "1"], "strictly between 0 and 1"),
+        (["--mnist-index", "0", "--cifar-index", "0", "--alpha", "x"], "strictly between 0 and 1"),
+        (["--mnist-index", "0", "--cifar-index", "0", "--source", "imagenet"], "invalid choice"),
+        (["--mnist-index", "0", "--cifar-index", "0", "--source", "train"], "not downloaded"),
+    ],
+)
 def test_bad_input_exits_nonzero_with_one_clear_line(args, says, capsys):
     try:
         code = main(["run", *args])
-    except SystemExit as stop:   # argparse's own refusals
+    except SystemExit as stop:  # argparse's own refusals
         code = stop.code
     assert code == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -80,15 +103,18 @@ def test_study_prints_distributions_and_writes_every_pair_to_json(tmp_path):
     assert summary["mean"] == pytest.approx(sum(psnrs) / 3)
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--pairs", "0"], "from 1 to 256"),
-    (["--pairs", "257"], "from 1 to 256"),
-    (["--pairs", "many"], "from 1 to 256"),
-    (["--pairs", "2", "--epochs", "0"], "at least 1"),
-    (["--pairs", "2", "--lr", "-1"], "above 0"),
-    (["--pairs", "2", "--alpha", "0"], "strictly between 0 and 1"),
-    (["--pairs", "2", "--source", "test"], "not downloaded"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--pairs", "0"], "from 1 to 256"),
+        (["--pairs", "257"], "from 1 to 256"),
+        (["--pairs", "many"], "from 1 to 256"),
+        (["--pairs", "2", "--epochs", "0"], "at least 1"),
+        (["--pairs", "2", "--lr", "-1"], "above 0"),
+        (["--pairs", "2", "--alpha", "0"], "strictly between 0 and 1"),
+        (["--pairs", "2", "--source", "test"], "not downloaded"),
+    ],
+)
 def test_bad_study_input_exits_nonzero_with_one_clear_line(args, says, capsys):
     try:
         code = main(["study", *args])
@@ -101,8 +127,9 @@ def test_bad_study_input_exits_nonzero_with_one_clear_line(args, says, capsys):
 
 def test_sweep_prints_a_line_per_value_and_writes_every_pair_score_to_json(tmp_path):
     report = tmp_path / "sweep.json"
-    done = run_cli("sweep", "--pairs", "2", "--over", "epochs", "--values", "40", "20", "--lr", "2e-3",
-                   "--json", str(report))
+    done = run_cli(
+        "sweep", "--pairs", "2", "--over", "epochs", "--values", "40", "20", "--lr", "2e-3", "--json", str(report)
+    )
     assert done.returncode == 0, done.stderr
     table = done.stdout.splitlines()[-3:]
     assert table[0].split()[0] == "epochs" and [line.split()[0] for line in table[1:]] == ["20", "40"]

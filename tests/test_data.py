@@ -37,8 +37,12 @@ def test_inputs_are_float_rgb_32x32_in_unit_range():
 def test_mnist_is_resized_bilinearly_and_repeated_to_three_channels():
     digits, _ = data.collection(data.MNIST, "sample")
     image = data.load_sample(data.MNIST, "sample", 7).image
-    expected = resize(torch.from_numpy(digits[7]).float().unsqueeze(0) / 255, [32, 32],
-                      interpolation=InterpolationMode.BILINEAR, antialias=True)
+    expected = resize(
+        torch.from_numpy(digits[7]).float().unsqueeze(0) / 255,
+        [32, 32],
+        interpolation=InterpolationMode.BILINEAR,
+        antialias=True,
+    )
     assert torch.allclose(image[0], expected[0].clamp(0, 1))
     assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])
 
@@ -71,7 +75,7 @@ def test_unknown_sources_and_missing_downloads_are_explained(tmp_path):
 
 # -- full datasets in torchvision's own on-disk formats ----------------------------------------------
 def _idx(array: np.ndarray) -> bytes:
-    magic = {1: 2049, 3: 2051}[array.ndim]   # labels, images
+    magic = {1: 2049, 3: 2051}[array.ndim]  # labels, images
     return struct.pack(">" + "I" * (array.ndim + 1), magic, *array.shape) + array.astype(np.uint8).tobytes()
 
 
@@ -124,9 +128,13 @@ def write_cifar_batches(root: Path, monkeypatch) -> dict[str, np.ndarray]:
         write(name, {"data": pixels, "labels": rng.integers(0, 10, 4).tolist()})
     write("batches.meta", {"label_names": list(data.CLASS_NAMES[data.CIFAR10])})
     # torchvision checks every batch against the real files' md5s: point it at these instead.
-    monkeypatch.setattr(datasets.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(
+        datasets.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)]
+    )
     monkeypatch.setattr(datasets.CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
-    monkeypatch.setattr(datasets.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5["batches.meta"]})
+    monkeypatch.setattr(
+        datasets.CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names", "md5": md5["batches.meta"]}
+    )
     return batches
 
 
@@ -164,8 +172,9 @@ def mnist_server(tmp_path, monkeypatch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Files", (_Files,), {"files": dict(archives)}))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setattr(datasets.MNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
-    monkeypatch.setattr(datasets.MNIST, "resources",
-                        [(name, hashlib.md5(body).hexdigest()) for name, body in archives.items()])
+    monkeypatch.setattr(
+        datasets.MNIST, "resources", [(name, hashlib.md5(body).hexdigest()) for name, body in archives.items()]
+    )
     yield server
     server.shutdown()
 
@@ -183,7 +192,7 @@ def test_a_damaged_cache_gets_a_clear_message_and_the_next_download_repairs_it(t
     root = tmp_path / "cache"
     data.download(data.MNIST, root=root)
     extracted = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
-    extracted.write_bytes(extracted.read_bytes()[:100])   # truncated
+    extracted.write_bytes(extracted.read_bytes()[:100])  # truncated
     data._full_split.cache_clear()
     with pytest.raises(data.DataUnavailable, match="download it again"):
         data.collection(data.MNIST, "train", root=root)
@@ -199,11 +208,11 @@ def test_a_corrupted_download_is_refused_and_leaves_nothing_behind(tmp_path, mni
 
 
 def test_no_network_gives_a_message_naming_the_cause(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])   # nothing listens there
+    monkeypatch.setattr(datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])  # nothing listens there
     with pytest.raises(data.DataUnavailable, match="Could not download MNIST.*refused"):
         data.download(data.MNIST, root=tmp_path / "cache")
     assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
-    assert data.collection_size(data.MNIST, "sample") == 200   # the pack still works
+    assert data.collection_size(data.MNIST, "sample") == 200  # the pack still works
 
 
 # -- uploads -----------------------------------------------------------------------------------------
@@ -211,10 +220,14 @@ def _png(mode: str, size=(40, 30)) -> bytes:
     import io
 
     from PIL import Image
+
     buffer = io.BytesIO()
     array = np.random.default_rng(0).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
-    picture = (Image.fromarray(array).convert(mode) if mode != "I;16"
-               else Image.fromarray(array[..., 0].astype(np.uint16) * 257))   # 16-bit grey
+    picture = (
+        Image.fromarray(array).convert(mode)
+        if mode != "I;16"
+        else Image.fromarray(array[..., 0].astype(np.uint16) * 257)
+    )  # 16-bit grey
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
 
@@ -229,11 +242,14 @@ def test_uploads_of_any_colour_mode_become_inputs_like_the_datasets(mode, datase
         assert torch.equal(sample.image[0], sample.image[2])
 
 
-@pytest.mark.parametrize("content, says", [
-    (b"hello, not a picture", "not an image"),
-    (_png("RGB")[:60], "not an image"),
-    (b"\0" * (data.MAX_UPLOAD_BYTES + 1), "limit is 5 MB"),
-])
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"hello, not a picture", "not an image"),
+        (_png("RGB")[:60], "not an image"),
+        (b"\0" * (data.MAX_UPLOAD_BYTES + 1), "limit is 5 MB"),
+    ],
+)
 def test_refused_uploads_say_why(content, says):
     with pytest.raises(ValueError, match=says):
         data.sample_from_upload(content, data.CIFAR10, "x.png")
@@ -243,7 +259,8 @@ def test_an_upload_with_too_many_pixels_is_refused_before_decoding():
     import io
 
     from PIL import Image
+
     buffer = io.BytesIO()
-    Image.new("L", (5000, 4000)).save(buffer, format="PNG")   # small file, huge picture
+    Image.new("L", (5000, 4000)).save(buffer, format="PNG")  # small file, huge picture
     with pytest.raises(ValueError, match="megapixels"):
         data.sample_from_upload(buffer.getvalue(), data.MNIST, "big.png")

@@ -1,11 +1,12 @@
 """The hand-written engine must learn exactly what autograd + torch.optim.Adam would."""
+
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import plain_reference_losses
 
 from ae_core.engine import StackedAutoencoders, _fold_3x3_stride2, _fold_7x7, _fold_target
 from ae_core.model import initial_autoencoder
-from conftest import plain_reference_losses
 
 
 def test_gradients_equal_autograd_for_each_stacked_model():
@@ -15,7 +16,7 @@ def test_gradients_equal_autograd_for_each_stacked_model():
     engine = StackedAutoencoders([m.state_dict() for m in models], lr=1e-3)
     losses = engine.gradients(targets)
     for k, model in enumerate(models):
-        loss = F.mse_loss(model(targets[k:k + 1]), targets[k:k + 1])
+        loss = F.mse_loss(model(targets[k : k + 1]), targets[k : k + 1])
         loss.backward()
         assert torch.allclose(losses[k], loss, rtol=1e-6)
         expected = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
@@ -28,7 +29,7 @@ def test_training_losses_equal_the_plain_model_with_torch_adam(target, engine_pa
     ours = [engine.step(target.unsqueeze(0))[0].item() for _ in range(steps)]
     plain = plain_reference_losses(target, steps, seed=0)
     assert torch.allclose(torch.tensor(ours), torch.tensor(plain), rtol=1e-4)
-    assert ours[-1] < 0.5 * ours[0]   # and it did learn
+    assert ours[-1] < 0.5 * ours[0]  # and it did learn
 
 
 def test_k_stacked_models_equal_k_separate_runs(engine_path):
@@ -38,7 +39,7 @@ def test_k_stacked_models_equal_k_separate_runs(engine_path):
     alone = [StackedAutoencoders([initial_autoencoder(s).state_dict()], lr=1e-3) for s in seeds]
     for _ in range(20):
         joint = together.step(targets)
-        separate = torch.cat([engine.step(targets[k:k + 1]) for k, engine in enumerate(alone)])
+        separate = torch.cat([engine.step(targets[k : k + 1]) for k, engine in enumerate(alone)])
         assert torch.allclose(joint, separate, rtol=1e-5)
     for k, engine in enumerate(alone):
         assert torch.allclose(together.params[k], engine.params[0], rtol=1e-5, atol=1e-7)
@@ -61,7 +62,7 @@ def test_many_steps_in_one_call_over_lanes_and_threads_equal_single_steps(engine
     states = [initial_autoencoder(s).state_dict() for s in range(9)]
     chunked, stepped = StackedAutoencoders(states, lr=1e-3), StackedAutoencoders(states, lr=1e-3)
     losses = torch.cat([chunked.steps(targets, 7), chunked.steps(targets, 5)])
-    assert len(chunked._lanes) > 1   # 9 models do not fit one lane
+    assert len(chunked._lanes) > 1  # 9 models do not fit one lane
     assert torch.equal(losses, torch.stack([stepped.step(targets) for _ in range(12)]))
     assert all(torch.equal(a, b) for a, b in zip(chunked.state_tensors(), stepped.state_tensors()))
     assert int(chunked.steps_done) == int(stepped.steps_done) == 12
@@ -75,7 +76,7 @@ def test_the_7x7_fold_adds_every_window_onto_its_place_in_the_order_of_four_adds
     windows = rows.view(3, 2, 2, 32, 7, 7)
     for r in range(2):
         for c in range(2):
-            expected[:, :, r:r + 7, c:c + 7] += windows[:, r, c]
+            expected[:, :, r : r + 7, c : c + 7] += windows[:, r, c]
     for kernel_call in _fold_7x7(rows, maps):
         kernel_call()
     assert torch.equal(maps, expected)
@@ -87,7 +88,7 @@ def test_the_3x3_fold_equals_col2im_and_drops_the_taps_on_the_padding(models, ch
     generator = torch.Generator().manual_seed(0)
     columns = torch.randn(models, channels * 9, (size // 2) ** 2, generator=generator)
     maps = _fold_target(models, channels, size, "cpu")
-    maps.fill_(float("nan"))   # the fold must write every element, not add onto what was there
+    maps.fill_(float("nan"))  # the fold must write every element, not add onto what was there
     for kernel_call in _fold_3x3_stride2(columns, maps):
         kernel_call()
     assert torch.equal(maps, F.fold(columns, (size, size), 3, padding=1, stride=2))

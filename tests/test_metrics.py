@@ -19,7 +19,7 @@ def test_psnr_is_ten_log_of_one_over_mse_on_unit_range():
 
 def test_metrics_score_values_outside_the_unit_range_as_they_are():
     original = torch.zeros(3, 32, 32)
-    overshoot = torch.full((3, 32, 32), -0.2)   # clamping would hide this error entirely
+    overshoot = torch.full((3, 32, 32), -0.2)  # clamping would hide this error entirely
     q = quality(original, overshoot)
     assert math.isclose(q.psnr, 10 * math.log10(1 / 0.04), rel_tol=1e-6)
 

@@ -2,10 +2,10 @@ import json
 
 import pytest
 import torch
+from conftest import SHARED_SEED
 
 from ae_core.model import Autoencoder, initial_autoencoder
 from ae_core.reporting import SEED_ARCHITECTURE
-from conftest import SHARED_SEED
 
 
 def test_state_dict_names_and_shapes_equal_the_seed_listing():

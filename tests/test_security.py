@@ -1,14 +1,16 @@
 """No user input reaches raw HTML, a shell, pickle or arbitrary paths; the server keeps its protections."""
+
 import re
 import tomllib
 
 import pytest
-
-from ae_core import data
 from conftest import ROOT
 
-APP_SOURCES = sorted([*ROOT.glob("ae_core/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app_widgets.py",
-                      ROOT / "streamlit_app.py"])
+from ae_core import data
+
+APP_SOURCES = sorted(
+    [*ROOT.glob("ae_core/*.py"), *ROOT.glob("pages/*.py"), ROOT / "app_widgets.py", ROOT / "streamlit_app.py"]
+)
 FORBIDDEN = {
     "raw HTML in the page": r"unsafe_allow_html|st\.html\(|components\.html\(",
     "a shell or subprocess": r"\bsubprocess\b|os\.system|os\.popen",
@@ -17,16 +19,21 @@ FORBIDDEN = {
 # The exceptions: worker.py pickles a trainer between this process and its own child process, over
 # a socket pair that nothing else holds; no bytes from a user, a file or the network reach it. native.py
 # runs the C compiler on the package's own source with fixed arguments and no shell.
-ALLOWED = {("pickle (torch.load without weights_only included)", "ae_core/worker.py"),
-           ("a shell or subprocess", "ae_core/native.py")}
+ALLOWED = {
+    ("pickle (torch.load without weights_only included)", "ae_core/worker.py"),
+    ("a shell or subprocess", "ae_core/native.py"),
+}
 
 
 @pytest.mark.parametrize("what", FORBIDDEN)
 def test_app_and_library_code_never_use(what):
-    offenders = [f"{path.relative_to(ROOT)}:{number}" for path in APP_SOURCES
-                 if (what, str(path.relative_to(ROOT))) not in ALLOWED
-                 for number, line in enumerate(path.read_text().splitlines(), 1)
-                 if re.search(FORBIDDEN[what], line)]
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in APP_SOURCES
+        if (what, str(path.relative_to(ROOT))) not in ALLOWED
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(FORBIDDEN[what], line)
+    ]
     assert not offenders, f"{what}: {offenders}"
 
 
@@ -39,7 +46,7 @@ def test_the_worker_unpickles_only_what_arrives_on_its_own_pipe():
 def test_the_kernel_build_runs_only_the_compiler_with_fixed_arguments_and_no_shell():
     source = (ROOT / "ae_core" / "native.py").read_text()
     calls = re.findall(r"subprocess\.run\((\[[^]]*\])", source)
-    assert calls == ["[compiler, \"--version\"]", "[compiler, *FLAGS, \"-o\", partial, SOURCE]"]
+    assert calls == ['[compiler, "--version"]', '[compiler, *FLAGS, "-o", partial, SOURCE]']
     assert "shell=" not in source and "os.system" not in source
 
 
@@ -48,7 +55,7 @@ def test_server_config_keeps_its_protections_and_watches_no_files():
     assert config["server"]["enableXsrfProtection"] is True
     assert 0 < config["server"]["maxUploadSize"] <= 10
     assert config["browser"]["gatherUsageStats"] is False
-    assert config["server"]["fileWatcherType"] == "none"   # a .venv inside the folder flooded the watcher
+    assert config["server"]["fileWatcherType"] == "none"  # a .venv inside the folder flooded the watcher
 
 
 def test_an_uploads_name_is_never_used_as_a_path(tmp_path, monkeypatch):
@@ -56,5 +63,4 @@ def test_an_uploads_name_is_never_used_as_a_path(tmp_path, monkeypatch):
     png = (ROOT / "docs" / "screenshot.png").read_bytes()
     sample = data.sample_from_upload(png, data.CIFAR10, name="../../etc/passwd")
     assert tuple(sample.image.shape) == (3, 32, 32)
-    assert list(tmp_path.iterdir()) == []   # nothing was written anywhere near a path it names
-
+    assert list(tmp_path.iterdir()) == []  # nothing was written anywhere near a path it names

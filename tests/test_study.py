@@ -22,7 +22,7 @@ def test_batched_losses_equal_separate_runs_step_by_step():
 
 def test_a_diverging_model_keeps_finite_weights_while_the_others_train_on():
     targets = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    targets[1] = math.nan   # its loss is NaN from the first epoch
+    targets[1] = math.nan  # its loss is NaN from the first epoch
     trainer = BatchTrainer(targets, device="cpu")
     assert trainer.train(50) == FINISHED
     assert trainer.diverged == {1: 0} and "1 of 3" in trainer.message
@@ -88,15 +88,18 @@ def test_a_study_of_the_most_pairs_trains_each_as_a_single_run_would():
     assert torch.allclose(study.trainer.losses[:, -1], torch.tensor(alone.loss_history), rtol=1e-5, atol=1e-9)
     results = study.results()
     assert len(results) == MAX_PAIRS
-    assert all(math.isfinite(getattr(result.quality[dataset], metric))
-               for result in results for dataset, metric in SCORES)
+    assert all(
+        math.isfinite(getattr(result.quality[dataset], metric)) for result in results for dataset, metric in SCORES
+    )
 
 
 def test_a_stopped_study_keeps_its_pairs_results_and_continues():
     study = Study("sample", pairs=4, seed=0)
     reports = []
-    assert study.train(2000, on_progress=reports.append, report_every_s=0.0,
-                       should_stop=lambda: len(reports) >= 3) == STOPPED
+    assert (
+        study.train(2000, on_progress=reports.append, report_every_s=0.0, should_stop=lambda: len(reports) >= 3)
+        == STOPPED
+    )
     stopped_at = study.trainer.epochs_done
     assert 0 < stopped_at < 2000 and reports[-1].epoch == stopped_at and len(study.results()) == 4
     assert study.train(stopped_at + 20) == FINISHED and study.trainer.epochs_done == stopped_at + 20

@@ -1,4 +1,5 @@
 """A sweep scores the same pairs at several learning rates or epoch counts, as separate studies would."""
+
 import pytest
 
 from ae_core import reporting
@@ -9,8 +10,10 @@ from ae_core.training import FINISHED, STOPPED
 
 def scores_of(study: Study) -> dict:
     results = study.results()
-    return {dataset: {metric: [getattr(r.quality[dataset], metric) for r in results] for metric in ("psnr", "ssim")}
-            for dataset in ("mnist", "cifar")}
+    return {
+        dataset: {metric: [getattr(r.quality[dataset], metric) for r in results] for metric in ("psnr", "ssim")}
+        for dataset in ("mnist", "cifar")
+    }
 
 
 def test_an_epochs_sweep_scores_what_a_study_trained_to_each_count_scores():
@@ -38,7 +41,7 @@ def test_a_stopped_sweep_keeps_its_points_and_goes_on_to_what_an_uninterrupted_o
     assert parted.run(should_stop=lambda: len(parted.points) >= 1) == STOPPED
     assert len(parted.points) == 1
     assert parted.run() == FINISHED
-    assert parted.points == whole.points   # every field of every point
+    assert parted.points == whole.points  # every field of every point
 
 
 def test_a_rate_that_diverges_is_scored_on_the_weights_kept_and_the_sweep_goes_on():
@@ -47,20 +50,23 @@ def test_a_rate_that_diverges_is_scored_on_the_weights_kept_and_the_sweep_goes_o
     assert sweep.run(on_progress=lambda index, progress: reports.append(index)) == FINISHED
     small, huge = sweep.points
     assert huge.diverged == 2 and small.diverged == 0
-    assert all(value == value for value in huge.scores["cifar"]["ssim"])   # finite scores, no NaN
-    assert set(reports) == {0}   # progress of 1e-3, sorted first; 1e30 diverged at its first step
+    assert all(value == value for value in huge.scores["cifar"]["ssim"])  # finite scores, no NaN
+    assert set(reports) == {0}  # progress of 1e-3, sorted first; 1e30 diverged at its first step
 
 
-@pytest.mark.parametrize("over, text, says", [
-    ("lr", "", "1 to 8 values"),
-    ("lr", "1 2 3 4 5 6 7 8 9", "1 to 8 values"),
-    ("lr", "fast, 1e-3", "must be numbers"),
-    ("lr", "1e-3, 0.001", "once"),
-    ("lr", "-1e-3", "above 0"),
-    ("epochs", "100, 2.5", "must be whole numbers"),
-    ("epochs", "0", "at least 1"),
-    ("dropout", "0.1", "goes over lr or epochs"),
-])
+@pytest.mark.parametrize(
+    "over, text, says",
+    [
+        ("lr", "", "1 to 8 values"),
+        ("lr", "1 2 3 4 5 6 7 8 9", "1 to 8 values"),
+        ("lr", "fast, 1e-3", "must be numbers"),
+        ("lr", "1e-3, 0.001", "once"),
+        ("lr", "-1e-3", "above 0"),
+        ("epochs", "100, 2.5", "must be whole numbers"),
+        ("epochs", "0", "at least 1"),
+        ("dropout", "0.1", "goes over lr or epochs"),
+    ],
+)
 def test_bad_sweep_values_are_refused_with_a_reason(over, text, says):
     with pytest.raises(ValueError, match=says):
         parse_values(over, text)
@@ -78,9 +84,12 @@ def test_the_sweep_table_gives_each_datasets_psnr_which_part_away_from_alpha_one
     for row, point in zip(rows, sweep.points):
         for dataset, title in (("mnist", "MNIST"), ("cifar", "CIFAR-10")):
             psnr = point.summary[dataset]["psnr"]
-            assert (row[f"PSNR {title} mean (dB)"], row[f"PSNR {title} std"], row[f"PSNR {title} median"]) == \
-                (psnr["mean"], psnr["std"], psnr["median"])
-        assert row["PSNR MNIST mean (dB)"] < row["PSNR CIFAR-10 mean (dB)"]   # alpha < 0.5 divides MNIST's error more
+            assert (row[f"PSNR {title} mean (dB)"], row[f"PSNR {title} std"], row[f"PSNR {title} median"]) == (
+                psnr["mean"],
+                psnr["std"],
+                psnr["median"],
+            )
+        assert row["PSNR MNIST mean (dB)"] < row["PSNR CIFAR-10 mean (dB)"]  # alpha < 0.5 divides MNIST's error more
     table = reporting.format_sweep_table(sweep).splitlines()
     assert "PSNR MNIST" in table[0] and "PSNR CIFAR-10" in table[0]
     assert f"{rows[0]['PSNR CIFAR-10 mean (dB)']:.2f} ±" in table[1]

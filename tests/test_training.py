@@ -22,10 +22,12 @@ def test_stop_keeps_what_was_learned_and_continuing_matches_an_uninterrupted_run
     reports = []
     parted = Trainer(target, seed=0, device="cpu")
     # Stop is polled between the engine's calls, each at most MAX_STEPS_PER_CALL steps.
-    assert parted.train(600, on_progress=reports.append, report_every_s=0.0,
-                        should_stop=lambda: len(reports) >= 2) == STOPPED
+    assert (
+        parted.train(600, on_progress=reports.append, report_every_s=0.0, should_stop=lambda: len(reports) >= 2)
+        == STOPPED
+    )
     assert 0 < parted.epochs_done <= 1 + MAX_STEPS_PER_CALL
-    assert parted.loss_history == whole.loss_history[:parted.epochs_done]
+    assert parted.loss_history == whole.loss_history[: parted.epochs_done]
     assert parted.train(600) == FINISHED
     assert parted.loss_history == whole.loss_history
     assert torch.equal(parted.reconstruction(), whole.reconstruction())
@@ -47,7 +49,7 @@ def test_an_exploding_loss_stops_training_and_keeps_finite_weights(target):
     assert "too large" in trainer.message and "epoch" in trainer.message
     assert all(math.isfinite(loss) for loss in trainer.loss_history)
     assert torch.isfinite(trainer.reconstruction()).all()
-    assert trainer.train(400) == DIVERGED   # nothing more is attempted on a diverged run
+    assert trainer.train(400) == DIVERGED  # nothing more is attempted on a diverged run
 
 
 @pytest.mark.parametrize("epochs", [0, -3, 2.5, "10", True])
@@ -67,7 +69,7 @@ def test_an_exception_from_the_progress_callback_keeps_every_finished_step(targe
     threads_before = torch.get_num_threads()
     reports = []
 
-    def interrupt(progress):   # what a Streamlit rerun does inside the callback
+    def interrupt(progress):  # what a Streamlit rerun does inside the callback
         reports.append(progress)
         if len(reports) == 2:
             raise KeyboardInterrupt
@@ -75,7 +77,7 @@ def test_an_exception_from_the_progress_callback_keeps_every_finished_step(targe
     with pytest.raises(KeyboardInterrupt):
         trainer.train(10**6, on_progress=interrupt, report_every_s=0.02)
     assert trainer.epochs_done >= reports[-1].epoch > 0
-    assert torch.get_num_threads() == threads_before   # restored, not left at one
+    assert torch.get_num_threads() == threads_before  # restored, not left at one
     assert trainer.train(trainer.epochs_done + 10) == FINISHED
 
 

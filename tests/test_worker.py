@@ -1,4 +1,5 @@
 """Training in a child process must end exactly as training in this one, whatever happens meanwhile."""
+
 import contextlib
 import math
 import multiprocessing
@@ -9,19 +10,21 @@ import types
 
 import pytest
 import torch
+from conftest import ROOT
 
 from ae_core import worker
 from ae_core.training import DIVERGED, FINISHED, STOPPED, BatchTrainer, Trainer
 from ae_core.worker import TrainingFailed
-from conftest import ROOT
 
 
 def assert_same_state(a: BatchTrainer, b: BatchTrainer) -> None:
     assert a.epochs_done == b.epochs_done
     assert int(a.engine.steps_done) == int(b.engine.steps_done)
-    for ours, theirs in zip([a.losses, a.reconstructions(), *a.engine.state_tensors()],
-                            [b.losses, b.reconstructions(), *b.engine.state_tensors()]):
-        assert torch.allclose(ours, theirs, rtol=0, atol=0, equal_nan=True)   # equal; a diverged model has NaNs
+    for ours, theirs in zip(
+        [a.losses, a.reconstructions(), *a.engine.state_tensors()],
+        [b.losses, b.reconstructions(), *b.engine.state_tensors()],
+    ):
+        assert torch.allclose(ours, theirs, rtol=0, atol=0, equal_nan=True)  # equal; a diverged model has NaNs
 
 
 def test_a_child_process_learns_exactly_what_this_process_learns_and_continues_alike(target):
@@ -32,14 +35,19 @@ def test_a_child_process_learns_exactly_what_this_process_learns_and_continues_a
     assert_same_state(here, there)
     here.train(350), there.train(350, in_child_process=True)
     assert_same_state(here, there)
-    assert not multiprocessing.active_children()   # the child is gone once train() returns
+    assert not multiprocessing.active_children()  # the child is gone once train() returns
 
 
 def test_stopping_a_child_keeps_every_epoch_it_finished(target):
     trainer = Trainer(target, device="cpu")
     reports = []
-    status = trainer.train(100_000, on_progress=reports.append, report_every_s=0.05, in_child_process=True,
-                           should_stop=lambda: len(reports) >= 3)
+    status = trainer.train(
+        100_000,
+        on_progress=reports.append,
+        report_every_s=0.05,
+        in_child_process=True,
+        should_stop=lambda: len(reports) >= 3,
+    )
     assert status == STOPPED and 0 < trainer.epochs_done < 100_000
     reference = Trainer(target, device="cpu")
     reference.train(trainer.epochs_done)
@@ -82,7 +90,7 @@ def test_a_child_that_dies_leaves_the_state_from_before_the_call(target):
 
 
 def test_divergence_in_a_child_is_handled_as_here(target):
-    targets = torch.stack([target, torch.full_like(target, math.nan), target.flip(2)])   # the middle one diverges
+    targets = torch.stack([target, torch.full_like(target, math.nan), target.flip(2)])  # the middle one diverges
     here, there = BatchTrainer(targets, device="cpu"), BatchTrainer(targets, device="cpu")
     here.train(300), there.train(300, report_every_s=0.01, in_child_process=True)
     assert there.diverged == here.diverged == {1: 0} and there.message == here.message
