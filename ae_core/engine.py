@@ -13,7 +13,7 @@ a C compiler torch's ops do both.
 autograd and the trajectory, both ways, against `Autoencoder` + `torch.optim.Adam`.
 
 Model k owns row k of every buffer: its own weights, gradients and Adam moments, so the K models
-learn exactly as K separate runs would while sharing kernel calls (issue: batch study). On a CPU the
+learn exactly as K separate runs would while sharing kernel calls. On a CPU the
 models are split into lanes of a few models, and one thread per core takes lanes in turn, each for
 all the steps of a call: the kernels are too small to split one across cores, lanes never touch each
 other's rows, and a lane's weights stay in cache while it steps.
