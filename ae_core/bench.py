@@ -1,4 +1,4 @@
-"""Side-by-side speed benchmark: `Trainer` against the plain loop a notebook would write.
+"""Side-by-side speed benchmark: `Trainer` against the plain loop a notebook would write (reference.py).
 
 Both train the same pair from the same initial weights, alternating in rounds within one process so
 that noise from a shared machine falls on both; the ratio of their median ms/epoch is reported.
@@ -8,29 +8,12 @@ import statistics
 import time
 
 import torch
-from torch import nn
 
+from . import reference
 from .data import load_pair
 from .mixing import mix
-from .model import initial_autoencoder
 from .study import Study
-from .training import SEED_LR, Trainer
-
-
-def plain_notebook_training(target: torch.Tensor, epochs: int, seed: int = 0) -> list[float]:
-    """The reference loop: nn.Sequential model, torch.optim.Adam, loss.item() every step."""
-    model = nn.Sequential(initial_autoencoder(seed))
-    optimizer = torch.optim.Adam(model.parameters(), lr=SEED_LR)
-    criterion = nn.MSELoss()
-    batch = target.unsqueeze(0)
-    losses = []
-    for _ in range(epochs):
-        optimizer.zero_grad()
-        loss = criterion(model(batch), batch)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return losses
+from .training import Trainer
 
 
 def _ms_per_epoch(run, epochs: int) -> float:
@@ -44,7 +27,7 @@ def compare_speed(epochs: int = 1000, rounds: int = 5, seed: int = 0) -> dict:
     target = mix(mnist.image, cifar.image)
     plain, fast = [], []
     for _ in range(rounds):
-        plain.append(_ms_per_epoch(lambda n: plain_notebook_training(target, n, seed), epochs))
+        plain.append(_ms_per_epoch(lambda n: reference.train(target, n, seed=seed), epochs))
         fast.append(_ms_per_epoch(lambda n: Trainer(target, seed=seed, device="cpu").train(n), epochs))
     plain_ms, fast_ms = statistics.median(plain), statistics.median(fast)
     return {
@@ -77,7 +60,7 @@ def compare_study_speed(pairs: int, epochs: int = 500, rounds: int = 3, seed: in
     for _ in range(rounds):
         start = time.perf_counter()
         for target in study.mixed:
-            plain_notebook_training(target, epochs, seed)
+            reference.train(target, epochs, seed=seed)
         plain.append(time.perf_counter() - start)
         fresh = Study("sample", pairs, seed=seed)
         start = time.perf_counter()

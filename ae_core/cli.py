@@ -8,9 +8,10 @@ import sys
 from . import bench, data, native, reporting
 from .experiment import Experiment
 from .mixing import SEED_ALPHA
+from .reference import SEED_EPOCHS, SEED_LR
 from .study import MAX_PAIRS, Study, check_pairs, summarize
 from .sweep import SWEEPABLE, Sweep, parse_values
-from .training import SEED_EPOCHS, SEED_LR, check_epochs, check_lr
+from .training import ENGINES, check_epochs, check_lr
 
 
 class _Parser(argparse.ArgumentParser):
@@ -61,6 +62,12 @@ def _add_training_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--lr", type=_learning_rate, default=SEED_LR)
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--alpha", type=_alpha, default=SEED_ALPHA)
+    command.add_argument(
+        "--engine",
+        choices=list(ENGINES),
+        default="fast",
+        help="fast: the hand-written engine; reference: plain PyTorch (reference.py), the yardstick",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,13 +118,19 @@ def _download_if_asked(args) -> None:
         print(file=sys.stderr)
 
 
+def _where(trainer) -> str:
+    """Where and with which engine `trainer` trains, and why not with the fast one where it cannot."""
+    where = f"on {trainer.engine.device} with the {trainer.engine.name} engine"
+    return f"{where}\n{trainer.engine_note}" if trainer.engine_note else where
+
+
 def _run(args) -> None:
     _download_if_asked(args)
     mnist, cifar = data.load_pair(args.source, args.mnist_index, args.cifar_index)
-    experiment = Experiment(mnist, cifar, alpha=args.alpha, lr=args.lr, seed=args.seed)
+    experiment = Experiment(mnist, cifar, alpha=args.alpha, lr=args.lr, seed=args.seed, engine=args.engine)
     print(
         f"Training on the mix of {mnist.caption} and {cifar.caption} (alpha {args.alpha:g}) for "
-        f"{args.epochs} epochs, lr {args.lr:g}, seed {args.seed}, on {experiment.trainer.engine.device}"
+        f"{args.epochs} epochs, lr {args.lr:g}, seed {args.seed}, {_where(experiment.trainer)}"
     )
     status = experiment.train(args.epochs)
     result = experiment.result()
@@ -140,10 +153,10 @@ def _run(args) -> None:
 
 def _study(args) -> None:
     _download_if_asked(args)
-    study = Study(args.source, args.pairs, alpha=args.alpha, lr=args.lr, seed=args.seed)
+    study = Study(args.source, args.pairs, alpha=args.alpha, lr=args.lr, seed=args.seed, engine=args.engine)
     print(
         f"Training {args.pairs} pairs from the {args.source} source side by side for {args.epochs} epochs, "
-        f"lr {args.lr:g}, alpha {args.alpha:g}, seed {args.seed}, on {study.trainer.engine.device}"
+        f"lr {args.lr:g}, alpha {args.alpha:g}, seed {args.seed}, {_where(study.trainer)}"
     )
     status = study.train(args.epochs)
     print(f"{status}: {study.trainer.epochs_done} epochs in {study.trainer.train_seconds:.1f} s")
@@ -168,11 +181,13 @@ def _sweep(args) -> None:
         lr=args.lr,
         alpha=args.alpha,
         seed=args.seed,
+        engine=args.engine,
     )
     held = f"lr {args.lr:g}" if args.over == "epochs" else f"{args.epochs} epochs"
     print(
         f"Sweeping {SWEEPABLE[args.over]} over {', '.join(f'{v:g}' for v in sweep.values)} for {args.pairs} "
-        f"pairs from the {args.source} source ({held}, alpha {args.alpha:g}, seed {args.seed})"
+        f"pairs from the {args.source} source ({held}, alpha {args.alpha:g}, seed {args.seed}, "
+        f"{args.engine} engine)"
     )
     sweep.run()
     print(reporting.format_sweep_table(sweep))

@@ -26,7 +26,7 @@ import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from functools import partial, reduce
 from itertools import accumulate
 
 import torch
@@ -45,6 +45,28 @@ MODELS_PER_LANE = 4
 W3, W4 = "encoder.4.weight", "decoder.0.weight"  # the 7x7 layers' weights
 
 _aten = torch.ops.aten
+# The private torch operators the engine calls, as attribute paths from `torch`. A torch release may
+# rename or drop any of them without notice: where one is missing, trainers take the reference path
+# (reference_stack.py) instead, and tests/test_engine.py names the missing one.
+PRIVATE_OPS = (
+    "_fused_adam_",  # Adam over many tensors in one call
+    "ops.aten._add_relu_.Tensor",  # a bias and a ReLU in one pass
+    "ops.aten.im2col.out",  # the input's 3x3 windows, once per image
+    "ops.aten.col2im.out",  # the 3x3 folds on a GPU
+    "ops.aten.sigmoid_backward.grad_input",
+    "ops.aten.threshold_backward.grad_input",  # the ReLUs' backward pass
+)
+
+
+def missing_private_ops() -> list[str]:
+    """The entries of PRIVATE_OPS that this torch lacks, as `torch.<path>`; empty where all are there."""
+    missing = []
+    for path in PRIVATE_OPS:
+        try:
+            reduce(getattr, path.split("."), torch)
+        except (AttributeError, RuntimeError):
+            missing.append(f"torch.{path}")
+    return missing
 
 
 def cpu_count() -> int:
@@ -134,6 +156,8 @@ def _fold_7x7(rows: torch.Tensor, maps: torch.Tensor) -> list:
 
 class StackedAutoencoders:
     """K autoencoders with their Adam states; `step(targets)` is one epoch for each on its own image."""
+
+    name = "fast"
 
     def __init__(self, state_dicts: list[dict], lr: float, device: torch.device | str = "cpu") -> None:
         self.names = list(Autoencoder().state_dict())

@@ -45,10 +45,11 @@ class Experiment:
         lr: float = SEED_LR,
         seed: int = 0,
         device: torch.device | str | None = None,
+        engine: str = "fast",
     ) -> None:
         self.mnist, self.cifar, self.alpha = mnist, cifar, check_alpha(alpha)
         self.mixed = mix(mnist.image, cifar.image, self.alpha)
-        self.trainer = Trainer(self.mixed, lr=lr, seed=seed, device=device)
+        self.trainer = Trainer(self.mixed, lr=lr, seed=seed, device=device, engine=engine)
 
     def train(self, epochs: int, **callbacks) -> str:
         return self.trainer.train(epochs, **callbacks)

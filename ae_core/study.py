@@ -45,12 +45,13 @@ class Study:
         lr: float = SEED_LR,
         seed: int = 0,
         device: torch.device | str | None = None,
+        engine: str = "fast",
     ) -> None:
         self.source, self.alpha, self.seed = source, check_alpha(alpha), seed
         self.indices = pick_pairs(source, pairs, seed)
         self.samples = [data.load_pair(source, i, j) for i, j in self.indices]
         self.mixed = torch.stack([mix(m.image, c.image, self.alpha) for m, c in self.samples])
-        self.trainer = BatchTrainer(self.mixed, lr=lr, seed=seed, device=device)
+        self.trainer = BatchTrainer(self.mixed, lr=lr, seed=seed, device=device, engine=engine)
 
     def train(self, epochs: int, **callbacks) -> str:
         return self.trainer.train(epochs, **callbacks)

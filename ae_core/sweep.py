@@ -70,10 +70,11 @@ class Sweep:
         lr: float = SEED_LR,
         alpha: float = SEED_ALPHA,
         seed: int = 0,
+        engine: str = "fast",
     ) -> None:
         self.over, self.values = over, check_values(over, values)
         self.epochs, self.lr = check_epochs(epochs), check_lr(lr)
-        self.study_settings = {"source": source, "pairs": pairs, "alpha": alpha, "seed": seed}
+        self.study_settings = {"source": source, "pairs": pairs, "alpha": alpha, "seed": seed, "engine": engine}
         self.points: list[SweepPoint] = []
         self.study: Study | None = None  # the one being trained for the next point
         if over == "epochs":

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import torch
 
 from . import worker
-from .engine import StackedAutoencoders
+from .engine import StackedAutoencoders, missing_private_ops
 from .model import IMAGE_SHAPE, initial_autoencoder
+from .reference import SEED_LR
+from .reference_stack import ReferenceStack
 
-SEED_EPOCHS = 10_000
-SEED_LR = 1e-3
+ENGINES = {"fast": StackedAutoencoders, "reference": ReferenceStack}
 
 FINISHED, STOPPED, DIVERGED = "finished", "stopped", "diverged"
 # Each call into the engine runs this long at most (after the first), so that Stop and progress
@@ -37,6 +38,20 @@ def check_lr(lr) -> float:
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"learning rate must be a finite number above 0 (got {lr!r})")
     return float(lr)
+
+
+def choose_engine(name: str) -> tuple[type[StackedAutoencoders], str]:
+    """The engine class for `name` (one of ENGINES) and, where the fast one cannot run on this torch,
+    the reference one with a sentence saying why (else "")."""
+    if name not in ENGINES:
+        raise ValueError(f"the engine must be one of {', '.join(ENGINES)} (got {name!r})")
+    missing = missing_private_ops() if name == "fast" else []
+    if missing:
+        return ReferenceStack, (
+            f"torch {torch.__version__} lacks {', '.join(missing)}, which the fast engine needs: "
+            "training with the plain PyTorch reference instead (slower, the same results within rounding)."
+        )
+    return ENGINES[name], ""
 
 
 def best_device() -> torch.device:
@@ -96,7 +111,12 @@ class BatchTrainer:
     """
 
     def __init__(
-        self, targets: torch.Tensor, lr: float = SEED_LR, seed: int = 0, device: torch.device | str | None = None
+        self,
+        targets: torch.Tensor,
+        lr: float = SEED_LR,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+        engine: str = "fast",
     ) -> None:
         if targets.dim() != 4 or tuple(targets.shape[1:]) != IMAGE_SHAPE or len(targets) == 0:
             raise ValueError(
@@ -104,7 +124,8 @@ class BatchTrainer:
             )
         self.lr, self.seed = check_lr(lr), seed
         initial = initial_autoencoder(seed).state_dict()
-        self.engine = StackedAutoencoders([initial] * len(targets), self.lr, device or best_device())
+        engine_class, self.engine_note = choose_engine(engine)
+        self.engine = engine_class([initial] * len(targets), self.lr, device or best_device())
         self.targets = targets.to(self.engine.device, torch.float32).contiguous()
         self.losses = torch.empty(0, len(targets))  # (epochs, K); NaN after a diverged model's epoch
         self.diverged: dict[int, int] = {}  # model -> the epoch whose weights it keeps
@@ -244,30 +265,34 @@ class BatchTrainer:
         loss = torch.nanmedian(self.losses[-1]).item()
         on_progress(Progress(self.epochs_done, target_epochs, loss, rate))
 
-    # -- what worker.py merges back from a child process ----------------------------------------------
-    def _add_losses(self, rows: torch.Tensor, diverged: dict[int, int]) -> None:
-        self.losses = torch.cat([self.losses, rows])
-        self.diverged = diverged
-        self._mask_diverged()
-
-    def _outcome(self) -> dict:
+    # -- training elsewhere (worker.py trains a copy in a child process) ------------------------------
+    def snapshot(self) -> dict:
+        """Everything but the engine's tensors (`engine.state_tensors()`): what `restore` puts back."""
         return {
             "epochs_done": self.epochs_done,
+            "diverged": dict(self.diverged),
             "steps_done": int(self.engine.steps_done),
             "status": self.status,
             "message": self.message,
             "train_seconds": self.train_seconds,
-            "kept_weights": self._kept_weights,
+            "kept_weights": dict(self._kept_weights),
         }
 
-    def _adopt_outcome(self, outcome: dict) -> None:
-        self.losses = self.losses[: outcome["epochs_done"]]  # shorter where every model diverged
-        self.engine.steps_done.fill_(outcome["steps_done"])
-        self.status, self.message = outcome["status"], outcome["message"]
-        self.train_seconds, self._kept_weights = outcome["train_seconds"], outcome["kept_weights"]
+    def merge(self, new_losses: torch.Tensor, diverged: dict[int, int]) -> None:
+        """Add the (epochs, K) losses of epochs trained by a copy of this trainer, and its `diverged`."""
+        self.losses = torch.cat([self.losses, new_losses])
+        self.diverged = dict(diverged)
+        self._mask_diverged()
 
-    def _forget_since(self, epoch: int, diverged: dict[int, int]) -> None:
-        self.losses, self.diverged = self.losses[:epoch], diverged
+    def restore(self, snapshot: dict) -> None:
+        """Take a `snapshot()`: the copy's when it is done (its tensors copied into the engine), or this
+        trainer's own from before a call that failed, which drops what that call merged."""
+        self.losses = self.losses[: snapshot["epochs_done"]]  # shorter where every model diverged
+        self.diverged = dict(snapshot["diverged"])
+        self._mask_diverged()
+        self.engine.steps_done.fill_(snapshot["steps_done"])
+        self.status, self.message = snapshot["status"], snapshot["message"]
+        self.train_seconds, self._kept_weights = snapshot["train_seconds"], dict(snapshot["kept_weights"])
 
     def reconstructions(self) -> torch.Tensor:
         """Each network's output for its training image, (K, 3, 32, 32) on the CPU, unclamped."""
@@ -279,11 +304,16 @@ class Trainer(BatchTrainer):
     """One autoencoder trained on one image (3, 32, 32)."""
 
     def __init__(
-        self, target: torch.Tensor, lr: float = SEED_LR, seed: int = 0, device: torch.device | str | None = None
+        self,
+        target: torch.Tensor,
+        lr: float = SEED_LR,
+        seed: int = 0,
+        device: torch.device | str | None = None,
+        engine: str = "fast",
     ) -> None:
         if tuple(target.shape) != IMAGE_SHAPE:
             raise ValueError(f"target must have shape {IMAGE_SHAPE}, got {tuple(target.shape)}")
-        super().__init__(target.unsqueeze(0), lr, seed, device)
+        super().__init__(target.unsqueeze(0), lr, seed, device, engine)
 
     @property
     def loss_history(self) -> list[float]:

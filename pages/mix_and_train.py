@@ -12,7 +12,8 @@ from ae_core import charts, data, reporting
 from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment
 from ae_core.mixing import SEED_ALPHA, mix
-from ae_core.training import DIVERGED, FINISHED, SEED_EPOCHS, SEED_LR
+from ae_core.reference import SEED_EPOCHS, SEED_LR
+from ae_core.training import DIVERGED, FINISHED
 from app_widgets import (
     MAX_EPOCHS,
     download_panel,

@@ -29,9 +29,9 @@ def target(pair):
 
 
 def plain_reference_losses(target: torch.Tensor, steps: int, seed: int = 0) -> list[float]:
-    from ae_core.bench import plain_notebook_training
+    from ae_core import reference
 
-    return plain_notebook_training(target, steps, seed)
+    return reference.train(target, steps, seed=seed)[1]
 
 
 def c_kernel_or_skip():

@@ -1,11 +1,13 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import ROOT, c_kernel_or_skip
 
+from ae_core import load_pair, mix, reference
 from ae_core.cli import main
 
 
@@ -156,3 +158,22 @@ def test_bench_says_whether_the_engine_ran_with_its_c_kernel(native_setting, sta
     assert done.returncode == 0, done.stderr
     assert f"engine's C kernel (AE_NATIVE=0 turns it off): {status}" in done.stdout
     assert "K=2" in done.stdout and "x (median of 1 alternating rounds" in done.stdout
+
+
+def test_the_installed_command_trains_with_the_reference_engine_and_records_it(tmp_path):
+    """`ae-core` is the console script pyproject.toml declares (installed by requirements-dev.txt)."""
+    report = tmp_path / "r.json"
+    command = [str(Path(sys.executable).with_name("ae-core")), "run", "--mnist-index", "3", "--cifar-index", "0"]
+    done = subprocess.run(
+        [*command, "--epochs", "40", "--engine", "reference", "--json", str(report)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "with the reference engine" in done.stdout
+    result = json.loads(report.read_text())
+    assert result["settings"]["engine"] == "reference" and len(result["loss_history"]) == 40
+    _, plain = reference.train(mix(*(sample.image for sample in load_pair("sample", 3, 0))), 40)
+    assert result["loss_history"] == plain
