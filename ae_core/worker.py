@@ -37,6 +37,8 @@ def _context():
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
+    # Preloaded: this module and the trainer's, whose import brings torch and the engine, so a child
+    # has them before it unpickles a trainer. (training.py imports this module, so not the reverse.)
     context.set_forkserver_preload([__name__, "ae_core.training"])
     return context
 
@@ -84,14 +86,16 @@ def _raw(tensor: torch.Tensor) -> memoryview:
 def train_in_child(
     trainer, epochs: int, on_progress: Callable | None, should_stop: Callable[[], bool] | None, report_every_s: float
 ) -> str:
-    """`trainer._train(...)` run in a child process; `trainer` ends as if it had run here."""
+    """`trainer.train(...)` run on a copy of `trainer` in a child process; `trainer` ends as if it had
+    run here. Only the trainer's public face crosses: `snapshot()`, `merge()`, `restore()`, its losses
+    and `engine.state_tensors()`."""
     context = _context()
     pipe, child_end = context.Pipe()
     child = context.Process(target=_child_main, args=(child_end,), name="ae_core training", daemon=True)
     with _without_main_module():
         child.start()
     child_end.close()
-    before = trainer.epochs_done, dict(trainer.diverged)
+    before = trainer.snapshot()
     try:
         with _child_failures(child):
             _send(pipe, (trainer, epochs, report_every_s))
@@ -99,7 +103,7 @@ def train_in_child(
                 pipe.send_bytes(_raw(tensor))
         return _follow(trainer, pipe, child, on_progress, should_stop)
     except TrainingFailed:
-        trainer._forget_since(*before)
+        trainer.restore(before)
         raise
     except BaseException:
         with suppress(TrainingFailed):
@@ -141,14 +145,14 @@ def _follow(trainer, pipe, child, on_progress, should_stop) -> str:
                     raise EOFError
                 continue
             kind, rows, diverged, payload = _receive(pipe)
-            trainer._add_losses(torch.from_numpy(rows), diverged)
+            trainer.merge(torch.from_numpy(rows), diverged)
             if kind == "progress":
                 if on_progress is not None:
                     on_progress(payload)
                 continue
             for tensor in trainer.engine.state_tensors():
                 pipe.recv_bytes_into(_raw(tensor))
-            trainer._adopt_outcome(payload)
+            trainer.restore(payload)
             return trainer.status
 
 
@@ -168,7 +172,7 @@ def _child_main(pipe) -> None:
     def report(progress) -> None:
         _send(pipe, ("progress", new_rows(), trainer.diverged, progress))
 
-    trainer._train(epochs, report, pipe.poll, report_every_s)
-    _send(pipe, ("done", new_rows(), trainer.diverged, trainer._outcome()))
+    trainer.train(epochs, on_progress=report, should_stop=pipe.poll, report_every_s=report_every_s)
+    _send(pipe, ("done", new_rows(), trainer.diverged, trainer.snapshot()))
     for tensor in trainer.engine.state_tensors():
         pipe.send_bytes(_raw(tensor))
