@@ -65,17 +65,17 @@ def architecture_rows(seed_shapes: dict[str, list[int]]) -> list[dict]:
                 "Layer": name,
                 "Type": type(module).__name__,
                 "Kernel": f"{module.kernel_size[0]}x{module.kernel_size[1]}" if conv else "",
-                "Stride": module.stride[0] if conv else None,
-                "Padding": module.padding[0] if conv else None,
+                # Text, so that layers without a stride (ReLU, Sigmoid) show a blank cell, not "None".
+                "Stride": str(module.stride[0]) if conv else "",
+                "Padding": str(module.padding[0]) if conv else "",
                 "Output shape": " x ".join(map(str, shapes[name])),
                 "Weight shape": " x ".join(map(str, params["weight"])) if params else "",
                 "Bias shape": " x ".join(map(str, params["bias"])) if params else "",
                 "Parameters": sum(p.numel() for p in module.parameters()),
-                "Matches seed": (
-                    "✅" if all(seed_shapes.get(f"{name}.{key}") == shape for key, shape in params.items()) else "❌"
-                )
+                # True or False for a layer with parameters; None (an empty cell) for one without.
+                "Matches seed": all(seed_shapes.get(f"{name}.{key}") == shape for key, shape in params.items())
                 if params
-                else "",
+                else None,
             }
         )
     return rows
