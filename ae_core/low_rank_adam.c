@@ -120,7 +120,10 @@ static inline __attribute__((always_inline)) void col_sums_loop(int rows, int co
     }
 }
 
-/* Not inlined: GCC drops `restrict` from inlined parameters, and without it cannot vectorize. */
+/* The four compiled versions: each loop with Adam's step (`s` known) and without it (`s` NULL, so
+   the compiler removes every Adam line and the test on `s` from the loop). ARGUMENTS is their one
+   parameter list, written once so that the four cannot drift apart. They are not inlined into the
+   exported functions: GCC drops `restrict` from inlined parameters, and without it cannot vectorize. */
 #define ARGUMENTS int rows, int cols, float *restrict w, float *restrict m, float *restrict v, \
                   const float *restrict a, const float *restrict b, float *restrict out
 __attribute__((noinline)) static void row_dots_and_adam(ARGUMENTS, AdamStep s) { row_dots_loop(rows, cols, w, m, v, a, b, out, &s); }
