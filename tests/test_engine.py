@@ -18,6 +18,7 @@ def test_gradients_equal_autograd_for_each_stacked_model():
     for k, model in enumerate(models):
         loss = F.mse_loss(model(targets[k : k + 1]), targets[k : k + 1])
         loss.backward()
+        # Hand-written gradients sum in another order than autograd's kernels: close, not bit for bit.
         assert torch.allclose(losses[k], loss, rtol=1e-6)
         expected = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
         assert torch.allclose(engine.grads[k], expected, rtol=1e-4, atol=1e-9)
@@ -28,6 +29,8 @@ def test_training_losses_equal_the_plain_model_with_torch_adam(target, engine_pa
     engine = StackedAutoencoders([initial_autoencoder(0).state_dict()], lr=1e-3)
     ours = [engine.step(target.unsqueeze(0))[0].item() for _ in range(steps)]
     plain = plain_reference_losses(target, steps, seed=0)
+    # The reference runs autograd and torch.optim.Adam, whose sums and bias correction round
+    # differently (docs/performance.md): the trajectories agree closely, not bit for bit.
     assert torch.allclose(torch.tensor(ours), torch.tensor(plain), rtol=1e-4)
     assert ours[-1] < 0.5 * ours[0]  # and it did learn
 
@@ -37,10 +40,22 @@ def test_k_stacked_models_equal_k_separate_runs(engine_path):
     seeds = (4, 5, 6)
     together = StackedAutoencoders([initial_autoencoder(s).state_dict() for s in seeds], lr=1e-3)
     alone = [StackedAutoencoders([initial_autoencoder(s).state_dict()], lr=1e-3) for s in seeds]
-    for _ in range(20):
-        joint = together.step(targets)
-        separate = torch.cat([engine.step(targets[k : k + 1]) for k, engine in enumerate(alone)])
-        assert torch.allclose(joint, separate, rtol=1e-5)
+    joint = torch.stack([together.step(targets) for _ in range(30)])
+    separate = torch.stack(
+        [torch.cat([engine.step(targets[k : k + 1]) for k, engine in enumerate(alone)]) for _ in range(30)]
+    )
+    if engine_path == "C kernel":
+        # The kernel sums in an order fixed by its code, whatever the row: bit for bit.
+        assert torch.equal(joint, separate)
+        for k, engine in enumerate(alone):
+            assert all(
+                torch.equal(ours[k], its[0]) for ours, its in zip(together.state_tensors(), engine.state_tensors())
+            )
+        return
+    # Torch's Adam ops run over the K rows as one tensor, in vectors, and its last few elements through
+    # a scalar loop that rounds the second moment differently: those are the last model's last weights
+    # together, others alone. Measured: one weight differs from step 3, the losses from step 25.
+    assert torch.allclose(joint, separate, rtol=1e-5)
     for k, engine in enumerate(alone):
         assert torch.allclose(together.params[k], engine.params[0], rtol=1e-5, atol=1e-7)
 
