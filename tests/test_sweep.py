@@ -1,37 +1,55 @@
 """A sweep scores the same pairs at several learning rates or epoch counts, as separate studies would."""
 
+import math
+
 import pytest
 
-from ae_core import reporting
-from ae_core.study import Study
+from ae_core import data, native, reporting
+from ae_core.experiment import Experiment
+from ae_core.study import SCORES, pick_pairs
 from ae_core.sweep import Sweep, parse_values
 from ae_core.training import FINISHED, STOPPED
 
 
-def scores_of(study: Study) -> dict:
-    results = study.results()
-    return {
-        dataset: {metric: [getattr(r.quality[dataset], metric) for r in results] for metric in ("psnr", "ssim")}
-        for dataset in ("mnist", "cifar")
-    }
+def single_runs(pairs: int, seed: int, epochs: int, lr: float) -> dict:
+    """Scores of one `Experiment` per pair that `pick_pairs` draws for `seed`, each trained on its own
+    from `initial_autoencoder(seed)`: what "the same pairs from the same start" means, reached
+    without the study or the sweep."""
+    scores = {dataset: {metric: [] for _, metric in SCORES} for dataset, _ in SCORES}
+    for mnist_index, cifar_index in pick_pairs("sample", pairs, seed):
+        experiment = Experiment(*data.load_pair("sample", mnist_index, cifar_index), lr=lr, seed=seed)
+        assert experiment.train(epochs) == FINISHED
+        quality = experiment.result().quality
+        for dataset, metric in SCORES:
+            scores[dataset][metric].append(getattr(quality[dataset], metric))
+    return scores
+
+
+def assert_same_scores(point_scores: dict, expected: dict) -> None:
+    # With the C kernel a model trained in a stack equals it trained alone bit for bit; torch's own ops
+    # round the last model of a stack slightly differently (tests/test_engine.py). Another pair or
+    # another start is off by whole decibels either way.
+    exact = native.function("low_rank_adam") is not None
+    for dataset, metric in SCORES:
+        values, wanted = point_scores[dataset][metric], expected[dataset][metric]
+        assert values == wanted if exact else values == pytest.approx(wanted, rel=1e-5), (dataset, metric)
 
 
 def test_an_epochs_sweep_scores_what_a_study_trained_to_each_count_scores():
     sweep = Sweep("epochs", [30, 15], pairs=2, lr=2e-3, seed=1)
     assert sweep.run() == FINISHED and [point.value for point in sweep.points] == [15, 30]
     for point in sweep.points:
-        study = Study(pairs=2, lr=2e-3, seed=1)
-        study.train(point.value)
-        assert point.scores == scores_of(study) and point.epochs == point.value and point.lr == 2e-3
+        assert point.epochs == point.value and point.lr == 2e-3
+        assert_same_scores(point.scores, single_runs(2, seed=1, epochs=point.value, lr=2e-3))
 
 
 def test_a_learning_rate_sweep_trains_each_rate_from_the_same_start_on_the_same_pairs():
     sweep = Sweep("lr", [3e-3, 1e-3], pairs=2, epochs=20, seed=2)
     assert sweep.run() == FINISHED
-    for point, lr in zip(sweep.points, (1e-3, 3e-3)):
-        study = Study(pairs=2, lr=lr, seed=2)
-        study.train(20)
-        assert point.lr == lr and point.scores == scores_of(study)
+    assert [point.lr for point in sweep.points] == [1e-3, 3e-3]
+    for point in sweep.points:
+        assert point.epochs == 20
+        assert_same_scores(point.scores, single_runs(2, seed=2, epochs=20, lr=point.lr))
 
 
 def test_a_stopped_sweep_keeps_its_points_and_goes_on_to_what_an_uninterrupted_one_gives():
@@ -50,7 +68,7 @@ def test_a_rate_that_diverges_is_scored_on_the_weights_kept_and_the_sweep_goes_o
     assert sweep.run(on_progress=lambda index, progress: reports.append(index)) == FINISHED
     small, huge = sweep.points
     assert huge.diverged == 2 and small.diverged == 0
-    assert all(value == value for value in huge.scores["cifar"]["ssim"])  # finite scores, no NaN
+    assert all(math.isfinite(value) for dataset, metric in SCORES for value in huge.scores[dataset][metric])
     assert set(reports) == {0}  # progress of 1e-3, sorted first; 1e30 diverged at its first step
 
 
