@@ -1,5 +1,7 @@
 """The score plots must show each dataset's values and the seed's, without doubling or hiding any."""
 
+import math
+
 import pytest
 import torch
 
@@ -65,3 +67,23 @@ def test_the_study_loss_band_is_one_legend_entry_between_the_quartiles():
     expected = torch.nanquantile(losses, torch.tensor([0.75, 0.25, 0.5]), dim=1)
     for trace, values in zip((high, low, median), expected):
         assert torch.allclose(torch.tensor(trace.y), values)
+
+
+@pytest.mark.parametrize("epochs", [2_000, 2_001, 4_000, 25_001])
+def test_a_long_runs_charts_keep_at_most_2000_epochs_evenly_and_always_the_last(epochs):
+    losses = torch.rand(epochs, 3, generator=torch.Generator().manual_seed(epochs))  # every value distinct
+    stride = math.ceil(epochs / 2000)  # the smallest that fits: 1 up to 2,000 epochs, 2 up to 4,000, ...
+    shown = charts.sampled_epochs(epochs)
+    assert len(shown) <= 2000 and shown[0] == 1 and shown[-1] == epochs
+    # Every stride-th epoch; the last one takes the place of the last of those, so it is one point
+    # away from the one before, up to two strides.
+    assert shown[:-1] == list(range(1, epochs + 1, stride))[: len(shown) - 1] and 0 < shown[-1] - shown[-2] < 2 * stride
+
+    (line,) = charts.loss_figure(losses[:, 0].tolist()).data
+    assert list(line.x) == shown and list(line.y) == [losses[epoch - 1, 0].item() for epoch in shown]
+    high, low, median = charts.study_loss_figure(losses).data
+    rows = losses[[epoch - 1 for epoch in shown]]
+    assert list(high.x) == list(low.x) == list(median.x) == shown
+    assert list(median.y) == rows.sort(dim=1).values[:, 1].tolist()  # the middle of three pairs
+    quartiles = torch.quantile(rows, torch.tensor([0.25, 0.75]), dim=1)
+    assert torch.allclose(torch.tensor(low.y), quartiles[0]) and torch.allclose(torch.tensor(high.y), quartiles[1])

@@ -110,7 +110,12 @@ def test_summary_holds_each_metrics_distribution():
     study.train(30)
     results = study.results()
     summary = summarize(results)
-    ssims = sorted(result.quality["cifar"].ssim for result in results)
-    stats = summary["cifar"]["ssim"]
-    assert stats["min"] == ssims[0] and stats["max"] == ssims[-1] and stats["median"] == ssims[2]
-    assert stats["std"] == pytest.approx(torch.tensor(ssims, dtype=torch.float64).std().item())
+    assert {(dataset, metric) for dataset in summary for metric in summary[dataset]} == set(SCORES)
+    for dataset, metric in SCORES:
+        values = torch.tensor([getattr(result.quality[dataset], metric) for result in results], dtype=torch.float64)
+        ordered = values.sort().values.tolist()
+        stats = summary[dataset][metric]
+        assert (stats["min"], stats["median"], stats["max"]) == (ordered[0], ordered[2], ordered[-1]), (dataset, metric)
+        assert stats["mean"] == pytest.approx(values.mean().item(), rel=1e-12), (dataset, metric)
+        assert stats["std"] == pytest.approx(values.std().item(), rel=1e-12), (dataset, metric)  # n - 1, as torch
+        assert ordered[0] < ordered[-1]  # five different pairs: a spread to get wrong
