@@ -1,5 +1,6 @@
 """Train K independent copies of the seed's autoencoder at once, with the gradients written out by hand.
 
+This is an optimisation of `reference.py` (the plain PyTorch loop) and must learn what it learns.
 Why not autograd and torch.optim.Adam? The network is tiny (0.2 M parameters, about 10 MFLOP a step),
 so a plain PyTorch step on a CPU is mostly framework overhead: slow-path convolutions refilling
 buffers, autograd bookkeeping and a Python-level Adam over twelve tensors. Here every convolution is
@@ -9,8 +10,8 @@ into one flat buffer, and Adam is torch's fused kernel. The 7x7 layers, which ho
 weights, take their Adam step in a C kernel (low_rank_adam.c, built by native.py) that forms their
 rank-4 gradients on the fly instead of writing them out, and their forward products there too; without
 a C compiler torch's ops do both.
-`python -m ae_core bench` measures the gain; `tests/test_engine.py` checks the gradients against
-autograd and the trajectory, both ways, against `Autoencoder` + `torch.optim.Adam`.
+`ae-core bench` measures the gain against `reference.train`; `tests/test_engine.py` checks the
+gradients against autograd and the trajectory, with and without the C kernel, against it.
 
 Model k owns row k of every buffer: its own weights, gradients and Adam moments, so the K models
 learn exactly as K separate runs would while sharing kernel calls. On a CPU the
@@ -42,7 +43,7 @@ ADAM_EPS = 1e-8
 # lane steps many times in a row); larger ones spread each kernel call's overhead over more models.
 # At K = 16 on two cores, lanes of 2 to 8 models came within 15% of each other; 4 was the fastest.
 MODELS_PER_LANE = 4
-W3, W4 = "encoder.4.weight", "decoder.0.weight"  # the 7x7 layers' weights
+ENC4_WEIGHT, DEC0_WEIGHT = "encoder.4.weight", "decoder.0.weight"  # the 7x7 layers' weights
 
 _aten = torch.ops.aten
 # The private torch operators the engine calls, as attribute paths from `torch`. A torch release may
@@ -279,123 +280,202 @@ class _Lane:
     """The models in `rows` of a stack, with the buffers and recorded kernel calls of their steps.
 
     On a CPU, creating the views and temporaries of a step cost more time than its arithmetic, so a
-    step only replays calls recorded here once; every intermediate has a buffer allocated here.
+    step only replays calls recorded here once; every intermediate has a buffer allocated here. Each
+    buffer is named after the state_dict's layer it belongs to (`enc4` is `encoder.4`, `dec0` is
+    `decoder.0`); `_columns` are a convolution's unfolded input windows or a transposed convolution's
+    products before they are folded, `grad_` the loss's gradient there. Shapes are per model:
+
+        layer          buffer             shape         written by
+        encoder.0      enc0_columns       27 x 256      im2col, once per image
+                       enc0_out           16 x 256      baddbmm (weights and bias)
+          ReLU         enc0_relu          16 x 16 x 16  clamp_min, into the interior of enc0_relu_padded
+        encoder.2      enc2_columns       144 x 64      copy of enc0_relu_padded's stride-2 3x3 windows
+                       enc2_out           32 x 64       baddbmm (its ReLU is taken as the next windows are copied)
+        encoder.4      enc4_columns       4 x 1568      clamp_min of enc2_out's four 7x7 windows
+                       latent             4 x 64        the C kernel's product (bmm without it), add of the bias
+        decoder.0      dec0_columns       4 x 1568      the C kernel's product (bmm)
+                       dec0_out           32 x 8 x 8    copy of the bias, 7x7 fold, relu_
+        decoder.2      dec2_columns       144 x 64      bmm
+                       dec2_out           16 x 256      3x3 fold, _add_relu_ of the bias
+        decoder.4      dec4_columns       27 x 256      bmm
+                       output             3 x 32 x 32   3x3 fold, add of the bias, sigmoid_
+        loss           error              3 x 32 x 32   sub (output - input); then, as its gradient, mul and
+                                                        sigmoid_backward (the interior of error_padded)
+        decoder.4      grad_dec4_columns  27 x 256      copy of error_padded's 3x3 windows
+        decoder.2      grad_dec2_out      16 x 256      bmm
+                       grad_dec2_relu     16 x 16 x 16  ReLU backward, into the interior of grad_dec2_relu_padded
+                       grad_dec2_columns  144 x 64      copy of grad_dec2_relu_padded's 3x3 windows
+        decoder.0      grad_dec0_out      32 x 64       bmm, ReLU backward
+                       grad_dec0_columns  4 x 1568      copy of grad_dec0_out's 7x7 windows
+        encoder.4      grad_latent        4 x 64        bmm, or the C kernel with decoder.0's Adam step
+                       grad_enc4_columns  4 x 1568      bmm, or the C kernel with encoder.4's Adam step
+        encoder.2      grad_enc2_out      32 x 8 x 8    zero_, 7x7 fold, ReLU backward
+                       grad_enc2_columns  144 x 64      bmm
+        encoder.0      grad_enc0_out      16 x 256      3x3 fold, ReLU backward
+        each layer     grad_enc0_w, ...   (its rows of the stack's grads)  bmm and sum; for the 7x7
+                                                        weights only without the C kernel, which steps them itself
     """
 
     def __init__(self, stack: StackedAutoencoders, rows: slice) -> None:
         self.stack, self.rows = stack, rows
-        self.k = k = rows.stop - rows.start
+        self.k = rows.stop - rows.start
         self.params, self.grads = stack.params[rows], stack.grads[rows]
         self.exp_avg, self.exp_avg_sq = stack.exp_avg[rows], stack.exp_avg_sq[rows]
         self.steps_done = torch.zeros_like(stack.steps_done)  # lanes may be steps apart within a call
         self._images: torch.Tensor | None = None
-        call, device = partial, stack.device
-        w1, b1, w2, b2, w3, b3, w4, b4, w5, b5, w6, b6 = stack.views(self.params)
-        g_w1, g_b1, g_w2, g_b2, g_w3, g_b3, g_w4, g_b4, g_w5, g_b5, g_w6, g_b6 = stack.views(self.grads)
+        self._allocate_buffers()
+        self.unfold_input = partial(
+            _aten.im2col.out, self.input, (3, 3), (1, 1), (1, 1), (2, 2), out=self.enc0_columns
+        )  # once per image
+        self.forward_plan = self._forward_plan()
+        to_7x7, through_7x7, from_7x7 = self._backward_plans()
+        self.backward_plan = (*to_7x7, *through_7x7, *from_7x7)
+        self.step_plan = self._step_plan(to_7x7, from_7x7)
+
+    def _allocate_buffers(self) -> None:
+        k, device = self.k, self.stack.device
 
         def buffer(*shape: int) -> torch.Tensor:
             return torch.empty(k, *shape, device=device)
 
-        # Activations (a), unfolded columns (c), gradients (d, dc) and maps with a zero border for 3x3
-        # windows (p, e, q; `_in` is the interior); shapes are per model.
-        self.x, self.y = buffer(3, 32, 32), _fold_target(k, 3, 32, device)
-        c1, a1, c2, a2 = buffer(27, 256), buffer(16, 256), buffer(144, 64), buffer(32, 64)
-        c3, z3, c4, a4 = buffer(4, 1568), buffer(4, 64), buffer(4, 1568), buffer(32, 8, 8)
-        c5, a5, c6 = buffer(144, 64), _fold_target(k, 16, 16, device).view(k, 16, 256), buffer(27, 256)
-        dc6, d5, dc5, d4 = buffer(27, 256), buffer(16, 256), buffer(144, 64), buffer(32, 64)
-        dc4, d3, dc3, d2 = buffer(4, 1568), buffer(4, 64), buffer(4, 1568), buffer(32, 8, 8)
-        dc2, d1 = buffer(144, 64), _fold_target(k, 16, 16, device).view(k, 16, 256)
-        p1, p1_in = _padded(k, 16, 16, device)  # relu(a1), for conv2's windows
-        e6, e6_in = _padded(k, 3, 32, device)  # the error, then its gradient, for deconv6's windows
-        q5, q5_in = _padded(k, 16, 16, device)  # d5 through the ReLU, for deconv5's windows
-        maps = (k, 16, 16, 16)
-        self.error = e6_in
+        weights, grads = self.stack.views(self.params), self.stack.views(self.grads)
+        self.enc0_w, self.enc0_b, self.enc2_w, self.enc2_b, self.enc4_w, self.enc4_b = weights[:6]
+        self.dec0_w, self.dec0_b, self.dec2_w, self.dec2_b, self.dec4_w, self.dec4_b = weights[6:]
+        self.grad_enc0_w, self.grad_enc0_b, self.grad_enc2_w, self.grad_enc2_b = grads[:4]
+        self.grad_enc4_w, self.grad_enc4_b, self.grad_dec0_w, self.grad_dec0_b = grads[4:8]
+        self.grad_dec2_w, self.grad_dec2_b, self.grad_dec4_w, self.grad_dec4_b = grads[8:]
+        self.input, self.output = buffer(3, 32, 32), _fold_target(k, 3, 32, device)
+        self.enc0_columns, self.enc0_out = buffer(27, 256), buffer(16, 256)
+        self.enc0_relu_padded, self.enc0_relu = _padded(k, 16, 16, device)  # for encoder.2's windows
+        self.enc2_columns, self.enc2_out = buffer(144, 64), buffer(32, 64)
+        self.enc4_columns, self.latent = buffer(4, 1568), buffer(4, 64)
+        self.dec0_columns, self.dec0_out = buffer(4, 1568), buffer(32, 8, 8)
+        self.dec2_columns, self.dec2_out = buffer(144, 64), _fold_target(k, 16, 16, device).view(k, 16, 256)
+        self.dec4_columns = buffer(27, 256)
+        self.error_padded, self.error = _padded(k, 3, 32, device)  # then its gradient, for decoder.4's windows
+        self.grad_dec4_columns, self.grad_dec2_out = buffer(27, 256), buffer(16, 256)
+        self.grad_dec2_relu_padded, self.grad_dec2_relu = _padded(k, 16, 16, device)  # for decoder.2's windows
+        self.grad_dec2_columns, self.grad_dec0_out = buffer(144, 64), buffer(32, 64)
+        self.grad_dec0_columns, self.grad_latent = buffer(4, 1568), buffer(4, 64)
+        self.grad_enc4_columns, self.grad_enc2_out = buffer(4, 1568), buffer(32, 8, 8)
+        self.grad_enc2_columns = buffer(144, 64)
+        self.grad_enc0_out = _fold_target(k, 16, 16, device).view(k, 16, 256)
+
+    def _forward_plan(self) -> tuple:
+        """The kernel calls from `input` to `output` and `error`."""
+        call, k, maps = partial, self.k, (self.k, 16, 16, 16)
         # The 7x7 layers' products with their weights: rank 4, where the C kernel beats MKL's bmm.
-        product = native.function("low_rank_product") if device.type == "cpu" else None
+        product = native.function("low_rank_product") if self.stack.device.type == "cpu" else None
         if product is None:
-            to_latent, from_latent = call(torch.bmm, c3, w3.transpose(1, 2), out=z3), call(torch.bmm, z3, w4, out=c4)
+            to_latent = call(torch.bmm, self.enc4_columns, self.enc4_w.transpose(1, 2), out=self.latent)
+            from_latent = call(torch.bmm, self.latent, self.dec0_w, out=self.dec0_columns)
         else:
-            to_latent = self._low_rank_product_call(product, W3, x=c3, out=z3, row_dots_out=True)
-            from_latent = self._low_rank_product_call(product, W4, x=z3, out=c4, row_dots_out=False)
-        self.unfold_input = call(_aten.im2col.out, self.x, (3, 3), (1, 1), (1, 1), (2, 2), out=c1)  # once per image
-        self.forward_plan = (
-            call(torch.baddbmm, b1.unsqueeze(2), w1, c1, out=a1),  # (16, 16*16)
-            call(torch.clamp_min, a1.view(maps), 0.0, out=p1_in),  # ReLU
-            call(c2.view(k, 16, 3, 3, 8, 8).copy_, _windows_3x3_stride2(p1)),  # (144, 8*8)
-            call(torch.baddbmm, b2.unsqueeze(2), w2, c2, out=a2),  # (32, 8*8)
-            # The ReLU is taken as the windows are copied, one call fewer (a2 stays pre-ReLU). With
+            to_latent = self._low_rank_product_call(
+                product, ENC4_WEIGHT, x=self.enc4_columns, out=self.latent, row_dots_out=True
+            )
+            from_latent = self._low_rank_product_call(
+                product, DEC0_WEIGHT, x=self.latent, out=self.dec0_columns, row_dots_out=False
+            )
+        return (
+            call(torch.baddbmm, self.enc0_b.unsqueeze(2), self.enc0_w, self.enc0_columns, out=self.enc0_out),
+            call(torch.clamp_min, self.enc0_out.view(maps), 0.0, out=self.enc0_relu),
+            call(self.enc2_columns.view(k, 16, 3, 3, 8, 8).copy_, _windows_3x3_stride2(self.enc0_relu_padded)),
+            call(torch.baddbmm, self.enc2_b.unsqueeze(2), self.enc2_w, self.enc2_columns, out=self.enc2_out),
+            # The ReLU is taken as the windows are copied, one call fewer (enc2_out stays pre-ReLU). With
             # only 4 output positions, MKL is several times faster when positions are the rows.
-            call(torch.clamp_min, _windows_7x7(a2.view(k, 32, 8, 8)), 0.0, out=c3.view(k, 2, 2, 32, 7, 7)),
+            call(
+                torch.clamp_min,
+                _windows_7x7(self.enc2_out.view(k, 32, 8, 8)),
+                0.0,
+                out=self.enc4_columns.view(k, 2, 2, 32, 7, 7),
+            ),
             to_latent,
-            call(torch.add, z3, b3.unsqueeze(1), out=z3),  # (4, 64) latent
-            from_latent,  # (4, 1568)
-            call(a4.copy_, b4.view(k, 32, 1, 1).expand(k, 32, 8, 8)),
-            *_fold_7x7(c4, a4),
-            call(torch.relu_, a4),  # (32, 8, 8)
-            call(torch.bmm, w5.transpose(1, 2), a4.view(k, 32, 64), out=c5),  # (144, 8*8)
-            *_fold_3x3_stride2(c5, a5.view(maps)),
-            call(_aten._add_relu_, a5, b5.unsqueeze(2)),  # (16, 16*16)
-            call(torch.bmm, w6.transpose(1, 2), a5, out=c6),  # (27, 16*16)
-            *_fold_3x3_stride2(c6, self.y),
-            call(torch.add, self.y, b6.view(k, 3, 1, 1), out=self.y),
-            call(torch.sigmoid_, self.y),
-            call(torch.sub, self.y, self.x, out=e6_in),  # the error
+            call(torch.add, self.latent, self.enc4_b.unsqueeze(1), out=self.latent),
+            from_latent,
+            call(self.dec0_out.copy_, self.dec0_b.view(k, 32, 1, 1).expand(k, 32, 8, 8)),
+            *_fold_7x7(self.dec0_columns, self.dec0_out),
+            call(torch.relu_, self.dec0_out),
+            call(torch.bmm, self.dec2_w.transpose(1, 2), self.dec0_out.view(k, 32, 64), out=self.dec2_columns),
+            *_fold_3x3_stride2(self.dec2_columns, self.dec2_out.view(maps)),
+            call(_aten._add_relu_, self.dec2_out, self.dec2_b.unsqueeze(2)),
+            call(torch.bmm, self.dec4_w.transpose(1, 2), self.dec2_out, out=self.dec4_columns),
+            *_fold_3x3_stride2(self.dec4_columns, self.output),
+            call(torch.add, self.output, self.dec4_b.view(k, 3, 1, 1), out=self.output),
+            call(torch.sigmoid_, self.output),
+            call(torch.sub, self.output, self.input, out=self.error),
         )
-        # d(mean squared error)/d(params) of each model into its rows of the stack's grads.
-        backward_to_7x7 = (
-            call(torch.mul, e6_in, 2.0 / IMAGE_SIZE, out=e6_in),
-            call(_aten.sigmoid_backward.grad_input, e6_in, self.y, grad_input=e6_in),
-            call(torch.sum, e6_in, (2, 3), out=g_b6),
-            call(dc6.view(k, 3, 3, 3, 16, 16).copy_, _windows_3x3_stride2(e6)),
-            call(torch.bmm, a5, dc6.transpose(1, 2), out=g_w6),
-            call(torch.bmm, w6, dc6, out=d5),
-            call(_relu_backward, d5.view(maps), a5.view(maps), q5_in),
-            call(torch.sum, q5_in, (2, 3), out=g_b5),
-            call(dc5.view(k, 16, 3, 3, 8, 8).copy_, _windows_3x3_stride2(q5)),
-            call(torch.bmm, a4.view(k, 32, 64), dc5.transpose(1, 2), out=g_w5),
-            call(torch.bmm, w5, dc5, out=d4),
-            call(_relu_backward, d4, a4.view(k, 32, 64), d4),
-            call(torch.sum, d4, 2, out=g_b4),
-            call(dc4.view(k, 2, 2, 32, 7, 7).copy_, _windows_7x7(d4.view(k, 32, 8, 8))),
+
+    def _backward_plans(self) -> tuple[tuple, tuple, tuple]:
+        """d(mean squared error)/d(params) of each model into its rows of the stack's grads, in three
+        parts: down to the 7x7 layers, through them (what the C kernel replaces), and from them on."""
+        call, k, maps = partial, self.k, (self.k, 16, 16, 16)
+        to_7x7 = (
+            call(torch.mul, self.error, 2.0 / IMAGE_SIZE, out=self.error),
+            call(_aten.sigmoid_backward.grad_input, self.error, self.output, grad_input=self.error),
+            call(torch.sum, self.error, (2, 3), out=self.grad_dec4_b),
+            call(self.grad_dec4_columns.view(k, 3, 3, 3, 16, 16).copy_, _windows_3x3_stride2(self.error_padded)),
+            call(torch.bmm, self.dec2_out, self.grad_dec4_columns.transpose(1, 2), out=self.grad_dec4_w),
+            call(torch.bmm, self.dec4_w, self.grad_dec4_columns, out=self.grad_dec2_out),
+            call(_relu_backward, self.grad_dec2_out.view(maps), self.dec2_out.view(maps), self.grad_dec2_relu),
+            call(torch.sum, self.grad_dec2_relu, (2, 3), out=self.grad_dec2_b),
+            call(
+                self.grad_dec2_columns.view(k, 16, 3, 3, 8, 8).copy_, _windows_3x3_stride2(self.grad_dec2_relu_padded)
+            ),
+            call(
+                torch.bmm, self.dec0_out.view(k, 32, 64), self.grad_dec2_columns.transpose(1, 2), out=self.grad_dec2_w
+            ),
+            call(torch.bmm, self.dec2_w, self.grad_dec2_columns, out=self.grad_dec0_out),
+            call(_relu_backward, self.grad_dec0_out, self.dec0_out.view(k, 32, 64), self.grad_dec0_out),
+            call(torch.sum, self.grad_dec0_out, 2, out=self.grad_dec0_b),
+            call(
+                self.grad_dec0_columns.view(k, 2, 2, 32, 7, 7).copy_,
+                _windows_7x7(self.grad_dec0_out.view(k, 32, 8, 8)),
+            ),
         )
         through_7x7 = (
-            call(torch.bmm, z3.transpose(1, 2), dc4, out=g_w4),
-            call(torch.bmm, dc4, w4.transpose(1, 2), out=d3),  # (4, 64)
-            call(torch.sum, d3, 1, out=g_b3),
-            call(torch.bmm, d3.transpose(1, 2), c3, out=g_w3),
-            call(torch.bmm, d3, w3, out=dc3),
+            call(torch.bmm, self.latent.transpose(1, 2), self.grad_dec0_columns, out=self.grad_dec0_w),
+            call(torch.bmm, self.grad_dec0_columns, self.dec0_w.transpose(1, 2), out=self.grad_latent),
+            call(torch.sum, self.grad_latent, 1, out=self.grad_enc4_b),
+            call(torch.bmm, self.grad_latent.transpose(1, 2), self.enc4_columns, out=self.grad_enc4_w),
+            call(torch.bmm, self.grad_latent, self.enc4_w, out=self.grad_enc4_columns),
         )
-        backward_from_7x7 = (
-            call(d2.zero_),
-            *_fold_7x7(dc3, d2),
-            call(_relu_backward, d2.view(k, 32, 64), a2, d2.view(k, 32, 64)),
-            call(torch.sum, d2.view(k, 32, 64), 2, out=g_b2),
-            call(torch.bmm, d2.view(k, 32, 64), c2.transpose(1, 2), out=g_w2),
-            call(torch.bmm, w2.transpose(1, 2), d2.view(k, 32, 64), out=dc2),
-            *_fold_3x3_stride2(dc2, d1.view(maps)),
-            call(_relu_backward, d1, a1, d1),
-            call(torch.sum, d1, 2, out=g_b1),
-            call(torch.bmm, d1, c1.transpose(1, 2), out=g_w1),
+        grad_enc2_out = self.grad_enc2_out.view(k, 32, 64)
+        from_7x7 = (
+            call(self.grad_enc2_out.zero_),
+            *_fold_7x7(self.grad_enc4_columns, self.grad_enc2_out),
+            call(_relu_backward, grad_enc2_out, self.enc2_out, grad_enc2_out),
+            call(torch.sum, grad_enc2_out, 2, out=self.grad_enc2_b),
+            call(torch.bmm, grad_enc2_out, self.enc2_columns.transpose(1, 2), out=self.grad_enc2_w),
+            call(torch.bmm, self.enc2_w.transpose(1, 2), grad_enc2_out, out=self.grad_enc2_columns),
+            *_fold_3x3_stride2(self.grad_enc2_columns, self.grad_enc0_out.view(maps)),
+            call(_relu_backward, self.grad_enc0_out, self.enc0_out, self.grad_enc0_out),
+            call(torch.sum, self.grad_enc0_out, 2, out=self.grad_enc0_b),
+            call(torch.bmm, self.grad_enc0_out, self.enc0_columns.transpose(1, 2), out=self.grad_enc0_w),
         )
-        self.backward_plan = (*backward_to_7x7, *through_7x7, *backward_from_7x7)
-        # A step: the backward pass and Adam. With the C kernel (native.py), the 7x7 layers' weights
-        # take their Adam step in the same pass that forms their rank-4 gradients and the backward
-        # products through them; torch's fused Adam updates the other parameters.
-        kernel = native.function("low_rank_adam") if device.type == "cpu" else None
+        return to_7x7, through_7x7, from_7x7
+
+    def _step_plan(self, to_7x7: tuple, from_7x7: tuple) -> tuple:
+        """The backward pass and Adam. With the C kernel (native.py), the 7x7 layers' weights take their
+        Adam step in the same pass that forms their rank-4 gradients and the backward products through
+        them; torch's fused Adam updates the other parameters."""
+        kernel = native.function("low_rank_adam") if self.stack.device.type == "cpu" else None
         if kernel is None:
-            self.step_plan = (*self.backward_plan, self._adam_call(lambda buffer: [buffer]))
-        else:
-            fused_7x7 = (
-                self._low_rank_adam_call(kernel, W4, a=z3, b=dc4, out=d3, row_dots_out=True),
-                call(torch.sum, d3, 1, out=g_b3),
-                self._low_rank_adam_call(kernel, W3, a=d3, b=c3, out=dc3, row_dots_out=False),
-            )
-            self.step_plan = (
-                *backward_to_7x7,
-                *fused_7x7,
-                *backward_from_7x7,
-                self._adam_call(self._pieces_besides(W3, W4)),
-            )
+            return (*self.backward_plan, self._adam_call(lambda buffer: [buffer]))
+        fused_7x7 = (
+            self._low_rank_adam_call(
+                kernel, DEC0_WEIGHT, a=self.latent, b=self.grad_dec0_columns, out=self.grad_latent, row_dots_out=True
+            ),
+            partial(torch.sum, self.grad_latent, 1, out=self.grad_enc4_b),
+            self._low_rank_adam_call(
+                kernel,
+                ENC4_WEIGHT,
+                a=self.grad_latent,
+                b=self.enc4_columns,
+                out=self.grad_enc4_columns,
+                row_dots_out=False,
+            ),
+        )
+        return (*to_7x7, *fused_7x7, *from_7x7, self._adam_call(self._pieces_besides(ENC4_WEIGHT, DEC0_WEIGHT)))
 
     def _adam_call(self, pieces) -> partial:
         """torch's fused Adam on `pieces(buffer)` of each of the lane's buffers (views of its rows)."""
@@ -484,14 +564,15 @@ class _Lane:
         return view
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Fills `self.y` with each model's output for its row of `images` and `self.error` with y - images."""
+        """Fills `self.output` with each model's output for its row of `images`, and `self.error` with
+        output - images."""
         if self._images is not images:
-            self.x.copy_(images[self.rows])
+            self.input.copy_(images[self.rows])
             self.unfold_input()
             self._images = images
         for kernel_call in self.forward_plan:
             kernel_call()
-        return self.y
+        return self.output
 
     def loss(self, losses: torch.Tensor) -> None:
         """Each model's mean squared error from the last forward pass, into its rows of `losses`."""
