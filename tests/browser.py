@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parents[1]  # not from conftest: benchmarks/server_memory.py uses this module too
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
