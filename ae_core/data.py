@@ -22,10 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision import datasets
-from torchvision.datasets.utils import check_integrity
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.functional import resize
+import torch.nn.functional as F
 
 MNIST, CIFAR10 = "MNIST", "CIFAR-10"
 DATASETS = (MNIST, CIFAR10)
@@ -34,9 +31,18 @@ CLASS_NAMES = {
     MNIST: tuple(str(digit) for digit in range(10)),
     CIFAR10: ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
 }
-MNIST_INTERPOLATION = InterpolationMode.BILINEAR
 SAMPLE_PACK = Path(__file__).with_name("sample_pack.npz")
-_TORCHVISION = {MNIST: datasets.MNIST, CIFAR10: datasets.CIFAR10}
+
+
+def _torchvision_class(dataset: str):
+    """torchvision's dataset class, imported only where the full datasets are used: importing
+    torchvision adds 165 MB to a process (PSS, `import torch` 507 MB, `import torch, torchvision`
+    672 MB, measured with /proc/self/smaps_rollup), which a server and its training processes on
+    the sample pack need not pay."""
+    from torchvision import datasets
+
+    return {MNIST: datasets.MNIST, CIFAR10: datasets.CIFAR10}[dataset]
+
 
 ProgressCallback = Callable[[str, int, int], None]  # (what, bytes done, bytes in all or 0 if unknown)
 
@@ -67,7 +73,9 @@ def mnist_input(digit: np.ndarray | torch.Tensor) -> torch.Tensor:
     """A 28x28 grey digit (uint8, or float in [0, 1]) -> (3, 32, 32) float32 in [0, 1]."""
     grey = torch.tensor(np.asarray(digit))  # a copy: PIL arrays are read-only
     grey = grey.float() / 255 if grey.dtype == torch.uint8 else grey.float()
-    big = resize(grey.unsqueeze(0), [32, 32], interpolation=MNIST_INTERPOLATION, antialias=True)
+    # What torchvision's resize(..., BILINEAR, antialias=True) computes for a tensor, bit for bit
+    # (tests/test_data.py compares them), without importing torchvision.
+    big = F.interpolate(grey[None, None], size=(32, 32), mode="bilinear", align_corners=False, antialias=True)[0]
     return big.clamp_(0, 1).repeat(3, 1, 1).contiguous()
 
 
@@ -131,7 +139,7 @@ def _sample_pack() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def _full_split(dataset: str, train: bool, root: Path) -> tuple[np.ndarray, np.ndarray]:
     split = "train" if train else "test"
     try:
-        ds = _TORCHVISION[dataset](str(root), train=train, download=False)
+        ds = _torchvision_class(dataset)(str(root), train=train, download=False)
     except Exception as error:  # torchvision raises many kinds for missing or damaged files
         if not is_downloaded(dataset, root):
             raise DataUnavailable(f"{dataset} ({split}) is not downloaded yet (looked in {root}).") from error
@@ -182,7 +190,7 @@ def load_pair(source: str, mnist_index: int, cifar_index: int, root: Path | None
 # -- downloads ---------------------------------------------------------------------------------------
 def _archives(dataset: str, root: Path) -> list[tuple[list[str], Path, str]]:
     """(mirror URLs, destination, md5) of each archive, as torchvision lists them."""
-    cls = _TORCHVISION[dataset]
+    cls = _torchvision_class(dataset)
     if dataset == MNIST:
         raw = root / cls.__name__ / "raw"
         return [([mirror + name for mirror in cls.mirrors], raw / name, md5) for name, md5 in cls.resources]
@@ -196,6 +204,8 @@ def is_downloaded(dataset: str, root: Path | None = None) -> bool:
 
 def _fetch(urls: list[str], dest: Path, md5: str, what: str, on_progress: ProgressCallback | None) -> None:
     """Stream the first URL that works into `dest`, which appears only once its md5 is right."""
+    from torchvision.datasets.utils import check_integrity
+
     if check_integrity(str(dest), md5):
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -239,7 +249,7 @@ def download(dataset: str, root: Path | None = None, on_progress: ProgressCallba
     _full_split.cache_clear()
     try:
         for train in (True, False):
-            _TORCHVISION[dataset](str(root), train=train, download=True)
+            _torchvision_class(dataset)(str(root), train=train, download=True)
             collection(dataset, "train" if train else "test", root)
     except Exception as error:
         raise DataUnavailable(f"{dataset} was downloaded but could not be unpacked: {error}") from error
