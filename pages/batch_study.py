@@ -9,7 +9,7 @@ from ae_core.data import DataUnavailable
 from ae_core.mixing import SEED_ALPHA
 from ae_core.study import MAX_PAIRS, Study, check_pairs, summarize
 from ae_core.sweep import SWEEPABLE, Sweep, parse_values
-from ae_core.training import DIVERGED, FINISHED, SEED_LR
+from ae_core.training import DIVERGED, SEED_LR
 from app_widgets import (
     MAX_EPOCHS,
     as_sentence,
@@ -67,7 +67,8 @@ if source != "sample":
         problems.append(str(error))
 go, stop, _ = st.columns([1, 1, 4])
 run_clicked = go.button("Run", key="study_run", type="primary", icon=":material/play_arrow:")
-stop_clicked = stop.button("Stop", key="study_stop", icon=":material/stop:")
+# A click reruns the page, which interrupts a running study between steps; what it learned is kept.
+stop.button("Stop", key="study_stop", icon=":material/stop:")
 for problem in problems:
     st.error(problem, icon=":material/error:")
 
@@ -142,7 +143,8 @@ if run is not None:
         run["results_epochs"] = trainer.epochs_done
     if trainer.message:
         st.warning(trainer.message, icon=":material/warning:")
-    if trainer.status not in (FINISHED, DIVERGED) or stop_clicked:
+    # Short of its target only when interrupted (see Mix & Train); a study whose every pair diverged ends short.
+    if trainer.status != DIVERGED and trainer.epochs_done < run["target_epochs"]:
         st.info(
             f"Stopped at epoch {trainer.epochs_done:,} of {run['target_epochs']:,}; every pair keeps what it "
             f"learned. Press Run to continue from here.",

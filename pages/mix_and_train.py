@@ -13,7 +13,7 @@ from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment
 from ae_core.mixing import SEED_ALPHA, mix
 from ae_core.reference import SEED_EPOCHS, SEED_LR
-from ae_core.training import DIVERGED, FINISHED
+from ae_core.training import DIVERGED
 from app_widgets import (
     MAX_EPOCHS,
     download_panel,
@@ -134,8 +134,8 @@ def show_result(run: dict) -> None:
         "The mixed input scored against this original: what you would get without un-mixing.",
     )
     badges(cols[1], "(mix)", baselines["cifar"], "The mixed input scored against this original.")
-    badges(cols[2], "(fit)", result.quality["mixed"], "Reconstruction against the mixed input it was trained on.")
-    badges(cols[3], "(fit)", result.quality["mixed"], "Reconstruction against the mixed input.")
+    # Under the picture each score is about; the mixed input itself (cols[2]) has none of its own.
+    badges(cols[3], "(fit)", result.quality["mixed"], "Reconstruction against the mixed input it was trained on.")
     badges(cols[4], "", result.quality["mnist"], "Un-mixed MNIST against the original digit.", baselines["mnist"])
     badges(cols[5], "", result.quality["cifar"], "Un-mixed CIFAR-10 against the original photo.", baselines["cifar"])
     if st.toggle("Show error heat maps |original − reconstruction|", key="heatmaps"):
@@ -186,7 +186,8 @@ with right:
 chosen = settings(problems)
 go, stop, _ = st.columns([1, 1, 4])
 train_clicked = go.button("Train", key="train", type="primary", icon=":material/play_arrow:")
-stop_clicked = stop.button("Stop", key="stop", icon=":material/stop:")
+# A click reruns the page, which interrupts a running training between steps; what it learned is kept.
+stop.button("Stop", key="stop", icon=":material/stop:")
 
 for problem in problems:
     st.error(problem, icon=":material/error:")
@@ -228,7 +229,9 @@ if run is not None:
         run["result_epochs"] = trainer.epochs_done
     if trainer.status == DIVERGED:
         st.warning(trainer.message, icon=":material/warning:")
-    elif trainer.status != FINISHED or stop_clicked:
+    # Short of its target only when interrupted: by Stop, a closed tab or a training process that died.
+    # (Not the status: a rerun may read it while the interrupted training is still handing it back.)
+    elif trainer.epochs_done < run["target_epochs"]:
         st.info(
             f"Stopped at epoch {trainer.epochs_done:,} of {run['target_epochs']:,}; everything learned so "
             f"far is kept. Press Train to continue from here.",

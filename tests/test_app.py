@@ -1,12 +1,22 @@
 """Every page headless with AppTest; Mix & Train trains, shows its results and refuses bad input."""
 
+import math
 import os
+import re
 from pathlib import Path
 
 import pytest
+import streamlit as st
+import torch
 from streamlit.testing.v1 import AppTest
 from test_data import write_cifar_batches, write_mnist_raw
 from torchvision import datasets
+
+import app_widgets
+from ae_core.data import load_pair
+from ae_core.experiment import Experiment
+from ae_core.study import SCORES, Study, summarize
+from ae_core.training import BatchTrainer
 
 APP = "../streamlit_app.py"  # AppTest resolves paths against this file
 
@@ -41,6 +51,26 @@ def test_method_page_explains_with_formulas():
     assert any("same number" in h.value for h in at.subheader)
 
 
+def shown_metrics(quality: dict) -> list[tuple[str, str, str | None]]:
+    """(label, value, delta) of each badge Mix & Train shows for these scores, column by column: the
+    mixed input against each original under those originals, the fit under the reconstruction, each
+    un-mixed image against its original under it."""
+
+    def badges(label, q, baseline=None):
+        return [
+            (f"PSNR {label}".strip(), f"{q.psnr:.2f} dB", baseline and f"{q.psnr - baseline.psnr:+.1f} dB vs mix"),
+            (f"SSIM {label}".strip(), f"{q.ssim:.4f}", baseline and f"{q.ssim - baseline.ssim:+.3f} vs mix"),
+        ]
+
+    return [
+        *badges("(mix)", quality["mix_vs_mnist"]),
+        *badges("(mix)", quality["mix_vs_cifar"]),
+        *badges("(fit)", quality["mixed"]),
+        *badges("", quality["mnist"], quality["mix_vs_mnist"]),
+        *badges("", quality["cifar"], quality["mix_vs_cifar"]),
+    ]
+
+
 def test_mix_and_train_shows_the_pair_then_trains_and_scores_it():
     at = open_app(epochs=300, mnist_index=4, cifar_index=2)
     assert len(at.get("image")) == 3 and not at.metric
@@ -48,8 +78,12 @@ def test_mix_and_train_shows_the_pair_then_trains_and_scores_it():
     assert not at.exception and not at.error
     at.run()  # results survive a rerun
     assert len(at.get("image")) == 6
-    labels = [m.label for m in at.metric]
-    assert sum("PSNR" in label for label in labels) == 6 and sum("SSIM" in label for label in labels) == 6
+    # Each score once, as the same pair trained alone with the same settings scores it.
+    expected = Experiment(*load_pair("sample", 4, 2))
+    expected.train(300)
+    shown = [(metric.label, metric.value, metric.delta or None) for metric in at.metric]
+    assert shown == shown_metrics(expected.result().quality)
+    assert all(math.isfinite(float(value.split()[0])) for _, value, _ in shown)
     assert "Results after 300 epochs" in at.subheader[0].value
     rows = at.dataframe[0].value
     assert list(rows["Dataset"]) == ["MNIST", "CIFAR-10", "Mixed input"] and rows["Seed PSNR (dB)"][0] == 44.5539
@@ -104,24 +138,112 @@ def run_study(at: AppTest, **widgets) -> AppTest:
     return at.button(key="study_run").click().run()
 
 
+def shown_pair(at: AppTest, title: str) -> dict[tuple[str, str], str]:
+    text = next(m.value for m in at.markdown if m.value.startswith(f"**{title}**"))
+    found = re.search(r"PSNR MNIST (\S+) dB, CIFAR-10 (\S+) dB, SSIM MNIST (\S+), CIFAR-10 (\S+)$", text)
+    return dict(zip([("mnist", "psnr"), ("cifar", "psnr"), ("mnist", "ssim"), ("cifar", "ssim")], found.groups()))
+
+
 def test_batch_study_trains_pairs_and_shows_distributions_table_and_best_and_worst():
     at = run_study(AppTest.from_file(STUDY, default_timeout=120).run(), study_pairs=5, study_epochs=60)
     assert not at.exception and not at.error
     assert "5 pairs after 60 epochs" in at.subheader[0].value
+    # Scored afresh from the study the page trained: the table is their summary, row by row.
+    results = at.session_state["study"]["study"].results()
+    summary = summarize(results)
     table = at.dataframe[0].value
     assert list(table["Metric"]) == ["PSNR (dB)", "SSIM"] * 2 and table["Seed"][0] == 44.5539
+    titles = {"mnist": "MNIST", "cifar": "CIFAR-10", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+    for row, (dataset, metric) in zip(table.to_dict("records"), SCORES):
+        assert (row["Dataset"], row["Metric"]) == (titles[dataset], titles[metric])
+        assert {name: row[name.capitalize()] for name in summary[dataset][metric]} == summary[dataset][metric]
     assert len(at.get("plotly_chart")) == 5  # box and histogram per metric, and the loss band
     assert len(at.get("image")) == 12  # best and worst pairs, six images each
+    # The best pair has the highest PSNR of all pairs and the worst the lowest (the CIFAR-10 PSNR ranks
+    # the pairs alike); SSIM need not follow PSNR, so it is only checked to be the same pair's.
+    best, worst = shown_pair(at, "Best pair"), shown_pair(at, "Worst pair")
+    for shown, pick in ((best, max), (worst, min)):
+        result = pick(results, key=lambda r: r.quality["mnist"].psnr)
+        assert shown == {
+            (dataset, metric): f"{getattr(result.quality[dataset], metric):.{2 if metric == 'psnr' else 4}f}"
+            for dataset, metric in SCORES
+        }
+    assert all(float(best[dataset, "psnr"]) >= float(worst[dataset, "psnr"]) for dataset in ("mnist", "cifar"))
+    assert float(best["mnist", "psnr"]) > float(worst["mnist", "psnr"])  # five pairs: not all alike
     assert len(at.get("download_button")) == 2
 
 
-def test_batch_study_results_survive_a_stop_click_and_continue_from_where_they_were():
+def stopped_messages(at: AppTest) -> list[str]:
+    return [info.value for info in at.info if "Stopped at epoch" in info.value]
+
+
+def record_train_calls(monkeypatch) -> list[tuple[int, int]]:
+    """(epochs done, target) of each call of a trainer's train() here, where the page calls it."""
+    calls, train = [], BatchTrainer.train
+
+    def recorded(trainer, epochs, **options):
+        calls.append((trainer.epochs_done, epochs))
+        return train(trainer, epochs, **options)
+
+    monkeypatch.setattr(BatchTrainer, "train", recorded)
+    return calls
+
+
+def test_batch_study_results_survive_a_stop_click_and_continue_from_where_they_were(monkeypatch):
     at = run_study(AppTest.from_file(STUDY, default_timeout=120).run(), study_pairs=3, study_epochs=40)
+    table = at.dataframe[0].value
+    trainer = at.session_state["study"]["trainer"]
+    # AppTest trains to the end before it clicks: Stop comes after the run finished, and must say so.
     at = at.button(key="study_stop").click().run()
-    assert "3 pairs after 40 epochs" in at.subheader[0].value
-    assert any("every pair keeps what it learned" in i.value for i in at.info)
+    assert "3 pairs after 40 epochs" in at.subheader[0].value and at.dataframe[0].value.equals(table)
+    assert not stopped_messages(at), stopped_messages(at)
+    calls = record_train_calls(monkeypatch)
     at = run_study(at, study_epochs=70)
     assert "3 pairs after 70 epochs" in at.subheader[0].value
+    assert calls == [(40, 70)] and at.session_state["study"]["trainer"] is trainer  # the same one, on from 40
+    straight = Study("sample", 3)
+    straight.train(70)
+    assert torch.equal(trainer.losses, straight.trainer.losses)
+
+
+def test_mix_and_train_says_nothing_was_stopped_when_stop_comes_after_the_run_finished():
+    at = train(open_app(epochs=50))
+    at = at.button(key="stop").click().run()
+    assert not at.exception and "Results after 50 epochs" in at.subheader[0].value
+    assert not stopped_messages(at), stopped_messages(at)
+
+
+PAGES = {  # page, its run's name in the session, and the keys of its Train button and epochs input
+    "Mix & Train": (APP, "run", "train", "epochs"),
+    "Batch study": (STUDY, "study", "study_run", "study_epochs"),
+}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_training_interrupted_says_where_it_stopped_and_train_goes_on_from_there(monkeypatch, page):
+    path, name, button, epochs_key = PAGES[page]
+    # What the app does when the browser tab goes away mid-training (`_client_gone` turns true), here
+    # once the first epochs have come back from the training process.
+    monkeypatch.setattr(app_widgets, "_client_gone", lambda: lambda: st.session_state[name]["trainer"].epochs_done > 0)
+    at = AppTest.from_file(path, default_timeout=120).run()
+    if page == "Batch study":
+        at.number_input(key="study_pairs").set_value(2)
+    at.number_input(key=epochs_key).set_value(100_000)
+    at = at.button(key=button).click().run()
+    trainer = at.session_state[name]["trainer"]
+    stopped = trainer.epochs_done
+    assert not at.exception and 0 < stopped < 100_000
+    (message,) = stopped_messages(at)
+    assert message.startswith(f"Stopped at epoch {stopped:,} of 100,000;")
+    monkeypatch.undo()
+    calls = record_train_calls(monkeypatch)
+    at.number_input(key=epochs_key).set_value(stopped + 30)
+    at = at.button(key=button).click().run()
+    assert not at.exception and not stopped_messages(at)
+    assert calls == [(stopped, stopped + 30)] and at.session_state[name]["trainer"] is trainer
+    straight = Experiment(*load_pair("sample", 0, 0)).trainer if page == "Mix & Train" else Study("sample", 2).trainer
+    straight.train(stopped + 30)
+    assert torch.equal(trainer.losses, straight.losses)  # as if it had never stopped
 
 
 @pytest.mark.parametrize(
