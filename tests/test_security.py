@@ -84,6 +84,12 @@ class Module:
             ):
                 yield node.lineno, str(node.args[0].value)
 
+    def imported_names(self):
+        """(line, full name) of everything an import binds: `from torch import load` binds `torch.load`."""
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                yield from ((node.lineno, f"{node.module}.{alias.name}") for alias in node.names)
+
     def references(self):
         """(line, full name) of every name and attribute used, called or not (`load = torch.load` counts),
         that starts at an imported name or a builtin: a local variable called `commands` is no module."""
@@ -120,7 +126,7 @@ def findings(module: Module, category: str):
     for line, name in module.imports():
         if name.split(".")[0] in modules:
             yield line, f"import {name}"
-    for line, name in module.references():
+    for line, name in [*module.imported_names(), *module.references()]:
         if (
             name.split(".")[0] in modules
             or (category == "a shell or subprocess" and name.startswith(RUNNERS))
@@ -153,6 +159,8 @@ def test_app_and_library_code_never_use(category):
         ("__import__('shelve')", "pickle, eval or torch.load", "import shelve"),
         ("import torch as t\nweights = t.load('w.pt')", "pickle, eval or torch.load", "torch.load"),
         ("from torch import load\nload('w.pt')", "pickle, eval or torch.load", "torch.load"),
+        ("from torch import load as read_weights", "pickle, eval or torch.load", "torch.load"),
+        ("from os import popen", "a shell or subprocess", "os.popen"),
         ("import torch\ngetattr(torch, 'load')('w.pt')", "pickle, eval or torch.load", "torch.load"),
         ("eval(text)", "pickle, eval or torch.load", "eval"),
         ("import subprocess as sp", "a shell or subprocess", "import subprocess"),
