@@ -83,8 +83,7 @@ def set_number(page, name: str, value) -> None:
     page.wait_for_timeout(800)
 
 
-def process_tree(pid: int) -> list[int]:
-    """The process and all its descendants: the app trains in children of its fork server."""
+def _children() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -92,11 +91,24 @@ def process_tree(pid: int) -> list[int]:
         except (OSError, IndexError):  # gone meanwhile
             continue
         children.setdefault(parent, []).append(int(stat.parent.name))
+    return children
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants: the app trains in children of its fork server."""
+    children = _children()
     tree, todo = [], [pid]
     while todo:
         tree.append(todo.pop())
         todo.extend(children.get(tree[-1], []))
     return tree
+
+
+def training_processes(pid: int) -> list[int]:
+    """The server's grandchildren: the children of its fork server (worker.py), one per training
+    running. Its other child, multiprocessing's resource tracker, starts none."""
+    children = _children()
+    return [grandchild for child in children.get(pid, []) for grandchild in children.get(child, [])]
 
 
 def _per_process(pid: int, read) -> float:

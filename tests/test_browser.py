@@ -4,15 +4,25 @@ import re
 import time
 
 import pytest
-from browser import CHROMIUM, FLAGS, main, require_chromium, set_number, streamlit_server
+from browser import CHROMIUM, FLAGS, main, require_chromium, set_number, streamlit_server, training_processes
+
+from ae_core.training import STEPS_CALL_S
 
 sync_api = require_chromium()
+REPORT_EVERY_S = 0.45  # how often the app's trainings report progress (app_widgets._train_live)
+# A Stop click reruns the script, which takes effect at its next progress report: up to one report
+# interval away, and the engine call that runs past it. The training process then finishes the call
+# under way and hands its state back before it exits (0.1 to 0.2 s measured for that last part, from
+# should_stop to train() returning). That is about 1.15 s at worst; 0.25 s more, one engine call's
+# worth, for the click's message and a nice-19 process's turn on two busy cores. Measured from the
+# click to the process gone: 0.21 to 0.76 s over 10 stops.
+STOP_BOUND_S = (REPORT_EVERY_S + 2 * STEPS_CALL_S + 0.2) + STEPS_CALL_S  # 1.4 s
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with streamlit_server(tmp_path_factory.mktemp("streamlit")) as (url, log, _):
-        yield url, log
+    with streamlit_server(tmp_path_factory.mktemp("streamlit")) as (url, log, process):
+        yield url, log, process
 
 
 @pytest.fixture
@@ -35,25 +45,28 @@ def test_train_renders_images_chart_and_metrics(page):
     images.nth(5).wait_for(timeout=30_000)
     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)  # Plotly draws after the text
     assert images.count() >= 6
-    page.get_by_test_id("stMetricLabel").nth(11).wait_for(timeout=30_000)
+    page.get_by_test_id("stMetricLabel").nth(9).wait_for(timeout=30_000)
     labels = page.get_by_test_id("stMetricLabel").all_inner_texts()
-    assert sum("PSNR" in label for label in labels) == 6 and sum("SSIM" in label for label in labels) == 6
+    # Each score once: the mixed input against each original, the fit, and the two un-mixed images.
+    assert labels == ["PSNR (mix)", "SSIM (mix)"] * 2 + ["PSNR (fit)", "SSIM (fit)"] + ["PSNR", "SSIM"] * 2
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_stop_halts_training_and_keeps_what_was_learned(page):
+def test_stop_halts_training_and_keeps_what_was_learned(page, server):
     set_number(page, "Epochs", 100_000)
     main(page).get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("epochs/s").wait_for(timeout=30_000)
     page.wait_for_timeout(1500)
+    assert len(training_processes(server[2].pid)) == 1
     clicked = time.monotonic()
     main(page).get_by_role("button", name="Stop", exact=True).click()
+    while training_processes(server[2].pid) and time.monotonic() - clicked < 10:
+        time.sleep(0.01)
+    halted_s = time.monotonic() - clicked
+    print(f"Stop: the training process ended {halted_s:.2f} s after the click")
+    assert halted_s < STOP_BOUND_S
     page.get_by_text("Stopped at epoch").wait_for(timeout=10_000)
-    # The results are drawn under that message once the interrupted training has handed its state
-    # back (within one engine call); the images must have come within the same 10 s of the click.
-    page.locator('[data-testid="stImage"] img').nth(5).wait_for(timeout=10_000)
-    assert time.monotonic() - clicked < 10
-    assert page.locator('[data-testid="stImage"] img').count() >= 6
+    page.locator('[data-testid="stImage"] img').nth(5).wait_for(timeout=10_000)  # the results, kept
     assert page.locator('[data-testid="stException"]').count() == 0
 
 

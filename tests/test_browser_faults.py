@@ -45,6 +45,15 @@ def open_tab(browser, url: str):
     return tab
 
 
+def page_load_s(browser, url: str) -> float:
+    """Seconds from a new tab's request to its first input drawn."""
+    started = time.monotonic()
+    tab = open_tab(browser, url)
+    seconds = time.monotonic() - started
+    tab.context.close()
+    return seconds
+
+
 def start_long_training(tab) -> None:
     set_number(tab, "Epochs", 100_000)
     main(tab).get_by_role("button", name="Train", exact=True).click()
@@ -187,11 +196,8 @@ def train_together(playwright, chromium, url: str, sessions: int, pid: int) -> t
         for tab in tabs:
             tab.get_by_text("epochs/s").wait_for(timeout=60_000)
         pause(True)
-        started = time.monotonic()
-        visitor = open_tab(chromium, url)
-        load_s = time.monotonic() - started
+        load_s = page_load_s(chromium, url)
         training_mb = memory_mb(pid)
-        visitor.context.close()
         pause(False)
         for tab, count in zip(tabs, epochs):
             tab.get_by_text(f"Results after {count:,} epochs").wait_for(timeout=300_000)
@@ -208,20 +214,24 @@ def test_concurrent_sessions_each_finish_with_their_own_results_and_the_server_a
     url, _, process = warm_server
     assert server_is_idle(process.pid)
     memory = [memory_mb(process.pid)]
-    loads = []
+    loads, idle_loads = [], []
     for _ in range(2):
+        idle_loads.append(page_load_s(chromium, url))
         load_s, training_mb = train_together(playwright, chromium, url, sessions, process.pid)
         assert server_is_idle(process.pid, settle_s=5)  # every training ended with its session
         loads.append(load_s)
         memory += [training_mb, memory_mb(process.pid)]
     print(
-        f"{sessions} sessions, two rounds: page load {loads[0]:.2f} and {loads[1]:.2f} s while they trained; "
+        f"{sessions} sessions, two rounds: page load {loads[0]:.2f} and {loads[1]:.2f} s while they trained, "
+        f"{idle_loads[0]:.2f} and {idle_loads[1]:.2f} s just before on the idle server; "
         f"memory (PSS, server and its processes) {' -> '.join(f'{mb:.0f}' for mb in memory)} MB "
         "(before, while training, after; twice)"
     )
-    # The issue's bar is a 3 s page load: measured 2.65 to 4.10 s with 8 sessions over two fresh-clone
-    # runs (README), so this asserts only what catches a server that stops answering.
-    assert max(loads) < 10
+    # Most of a page load here is Chromium starting Streamlit's frontend on the same two cores, so it
+    # is compared with the same load on the idle server just before: the trainings may hold a new
+    # visitor up by 3 s at most. Measured +0.4 to +2.3 s (8 sessions: 2.9 and 4.3 s against 1.7 and
+    # 2.0 s idle); docs/reliability.md has the figures and why 3 s in all is not met reliably.
+    assert all(load < idle + 3 for load, idle in zip(loads, idle_loads)), (loads, idle_loads)
     # The first round of this many sessions raises the server's resident level once (the allocator
     # keeps what it reached; tracemalloc shows Python's own heap back where it was). A second round
     # must end near where the first did (+1 to +24 MB measured): nothing large is kept per session.
