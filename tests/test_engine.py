@@ -54,7 +54,8 @@ def test_k_stacked_models_equal_k_separate_runs(engine_path):
         return
     # Torch's Adam ops run over the K rows as one tensor, in vectors, and its last few elements through
     # a scalar loop that rounds the second moment differently: those are the last model's last weights
-    # together, others alone. Measured: one weight differs from step 3, the losses from step 25.
+    # together, others alone. Measured: one second moment differs from step 3, its weight from step 4,
+    # the losses from step 25.
     assert torch.allclose(joint, separate, rtol=1e-5)
     for k, engine in enumerate(alone):
         assert torch.allclose(together.params[k], engine.params[0], rtol=1e-5, atol=1e-7)
