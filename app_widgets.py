@@ -1,10 +1,11 @@
-"""Streamlit pieces shared by the pages: entering through the app's navigation, image rows, the
-full-dataset download panel, noticing that a browser session has gone away, and training runs and
-sweeps shown live."""
+"""Streamlit pieces shared by the pages: entering through the app's navigation, the settings form, image
+rows, the full-dataset download panel, noticing that a browser session has gone away, and the runs and
+sweeps the pages keep (one typed shape each) trained live."""
 
 import itertools
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import streamlit as st
 import torch
@@ -14,12 +15,19 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from ae_core import data, reporting
 from ae_core.data import DataUnavailable
-from ae_core.mixing import check_alpha
+from ae_core.experiment import Experiment, PairResult
+from ae_core.mixing import SEED_ALPHA, check_alpha
+from ae_core.reference import SEED_EPOCHS, SEED_LR
+from ae_core.study import MAX_PAIRS, Study, check_pairs
 from ae_core.sweep import SWEEPABLE, Sweep
-from ae_core.training import DIVERGED, check_epochs, check_lr
+from ae_core.training import DIVERGED, BatchTrainer, check_epochs, check_lr
 from ae_core.worker import TrainingFailed
 
 MAX_EPOCHS = 100_000
+STUDY_EPOCHS = 2_000  # a study's default: about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
+# How often a live training reports: each report redraws its chart in the browser, which on a
+# machine of two cores takes its time from the training.
+REPORT_EVERY_S = 0.45
 
 
 def through_the_app_navigation() -> None:
@@ -47,15 +55,52 @@ def epoch_limit_problems(epochs) -> list[str]:
     return [f"Epochs must be at most {MAX_EPOCHS:,} here (got {int(epochs):,})."] if epochs > MAX_EPOCHS else []
 
 
-def settings_problems(epochs, lr, alpha) -> list[str]:
-    """What is wrong with these training settings, a sentence each; empty when they are fine."""
-    problems = []
-    for check in (lambda: check_epochs(int(epochs)), lambda: check_lr(lr), lambda: check_alpha(alpha)):
+def training_settings(key_prefix: str, default_epochs: int, seed_help: str, with_pairs: bool = False) -> tuple:
+    """The training settings in one row of number inputs, keyed `{key_prefix}epochs` and so on, the
+    seed's values as defaults; returns (chosen, problems), a sentence for each setting that is wrong."""
+    names = ["pairs"] * with_pairs + ["epochs", "lr", "alpha", "seed"]
+    column = dict(zip(names, st.columns(len(names))))
+    chosen, problems = {}, []
+    if with_pairs:
+        chosen["pairs"] = column["pairs"].number_input(
+            "Pairs", value=16, step=1, key=f"{key_prefix}pairs", help=f"1 to {MAX_PAIRS}"
+        )
+    chosen["epochs"] = column["epochs"].number_input(
+        "Epochs",
+        value=default_epochs,
+        step=1000,
+        key=f"{key_prefix}epochs",
+        help=f"The seed trains {SEED_EPOCHS:,} epochs; at most {MAX_EPOCHS:,} here.",
+    )
+    chosen["lr"] = column["lr"].number_input(
+        "Learning rate", value=SEED_LR, step=1e-4, format="%.4g", key=f"{key_prefix}lr"
+    )
+    chosen["alpha"] = column["alpha"].number_input(
+        "Mix weight α (MNIST share)", value=SEED_ALPHA, step=0.05, format="%.2f", key=f"{key_prefix}alpha"
+    )
+    chosen["seed"] = column["seed"].number_input("Seed", value=0, step=1, key=f"{key_prefix}seed", help=seed_help)
+    checks = [lambda: check_epochs(int(chosen["epochs"])), lambda: check_lr(chosen["lr"])]
+    checks += [lambda: check_alpha(chosen["alpha"])] + [lambda: check_pairs(int(chosen["pairs"]))] * with_pairs
+    for check in checks:
         try:
             check()
         except ValueError as error:
             problems.append(as_sentence(error))
-    return problems + epoch_limit_problems(epochs)
+    return chosen, problems + epoch_limit_problems(chosen["epochs"])
+
+
+def dataset_source(key: str) -> tuple[str, list[str]]:
+    """The radio choosing where a study's pairs come from, with the download panel for the full
+    datasets; returns (source, problems)."""
+    source = st.radio("Data source", list(data.SOURCES), format_func=data.SOURCES.get, key=key, horizontal=True)
+    problems = []
+    if source != "sample":
+        download_panel(key=f"{key}_download")
+        try:
+            data.collection_size(data.MNIST, source), data.collection_size(data.CIFAR10, source)
+        except DataUnavailable as error:
+            problems.append(str(error))
+    return source, problems
 
 
 def picture_row(images: dict[str, torch.Tensor | None]) -> None:
@@ -106,37 +151,65 @@ def _client_gone() -> Callable[[], bool]:
     return lambda: not instance.is_active_session(session_id)
 
 
-# A run is a dict in st.session_state with at least "key" (the settings it was started with) and
-# "trainer". It is stored before it trains, so a rerun (Stop) that starts while the interrupted run is
-# still unwinding already finds it.
-def shown_run(name: str) -> dict | None:
+@dataclass(eq=False)
+class Run:
+    """A training a page shows, the same shape on every page, kept in st.session_state under the
+    page's name. It is stored before it trains, so that a rerun (Stop) that starts while the
+    interrupted training is still handing its state back already finds it."""
+
+    key: tuple  # the settings it was started with: other settings start another run
+    job: Experiment | Study  # what it trains: `trainer`, and `results()` of its pairs
+    target_epochs: int = 0  # what the last Train asked for
+    previous: "Run | None" = None  # the run shown before it, until this one has learned something
+    _scored: tuple[int, list[PairResult]] | None = None  # (epochs done, results) when last scored
+
+    @property
+    def trainer(self) -> BatchTrainer:
+        return self.job.trainer
+
+    @property
+    def interrupted(self) -> bool:
+        """Short of its target without having diverged: stopped by Stop, a closed tab or a training
+        process that died. (Not the trainer's status, which a rerun may read while the interrupted
+        training is still handing its state back.)"""
+        return self.trainer.status != DIVERGED and self.trainer.epochs_done < self.target_epochs
+
+    def results(self) -> list[PairResult]:
+        """Each pair's results at the epochs done, scored once for each number of epochs."""
+        if self._scored is None or self._scored[0] != self.trainer.epochs_done:
+            self._scored = (self.trainer.epochs_done, self.job.results())
+        return self._scored[1]
+
+
+def shown_run(name: str) -> Run | None:
     """The newest run that learned something: one that diverged or stopped before its first epoch
     leaves the one before it on the page."""
     newest = st.session_state.get(name)
-    if newest is not None and newest["trainer"].epochs_done:
-        return newest
-    return st.session_state.get(f"{name}_before")
-
-
-def _start_run(name: str, run: dict) -> None:
-    st.session_state[f"{name}_before"] = shown_run(name)
-    st.session_state[name] = run
+    return newest if newest is None or newest.trainer.epochs_done else newest.previous
 
 
 def train_run(
-    name: str, key, new_run: Callable[[], dict], target_epochs: int, figure: Callable, rate_unit: str, loss_label: str
-) -> dict | None:
-    """Continue the stored run `name` if it was started with settings `key` and has not diverged, else
-    start `{"key": key, **new_run()}`; train it live (`figure(trainer, target_epochs)` is its chart).
-    Returns the run to show: a run that diverged at once says why and leaves the one before it."""
+    name: str,
+    key: tuple,
+    new_job: Callable[[], Experiment | Study],
+    target_epochs: int,
+    figure: Callable,
+    rate_unit: str,
+    loss_label: str,
+) -> Run | None:
+    """Continue the shown run if it was started with settings `key` and has not diverged, else start
+    `Run(key, new_job())`; train it live (`figure(trainer, target_epochs)` is its chart). Returns the
+    run to show: a run that diverged at once says why and leaves the one before it."""
     run = shown_run(name)
-    if run is None or run["key"] != key or run["trainer"].status == DIVERGED:
-        _start_run(name, {"key": key, **new_run()})
-    started = st.session_state[name]
-    _train_live(started, target_epochs, lambda target: figure(started["trainer"], target), rate_unit, loss_label)
+    if run is None or run.key != key or run.trainer.status == DIVERGED:
+        if run is not None:
+            run.previous = None  # one earlier run is kept, not a chain of them
+        run = Run(key, new_job(), previous=run)
+    st.session_state[name] = run
+    _train_live(run, target_epochs, lambda target: figure(run.trainer, target), rate_unit, loss_label)
     shown = shown_run(name)
-    if shown is not started:
-        st.warning(started["trainer"].message, icon=":material/warning:")
+    if shown is not run:
+        st.warning(run.trainer.message, icon=":material/warning:")
     return shown
 
 
@@ -155,12 +228,12 @@ def _live(share_done: float):
     chart.empty()
 
 
-def _train_live(run: dict, target_epochs: int, figure: Callable, rate_unit: str, loss_label: str) -> None:
+def _train_live(run: Run, target_epochs: int, figure: Callable, rate_unit: str, loss_label: str) -> None:
     """Train `run` up to `target_epochs` under a progress bar (rate, time left, loss) and a live chart
     `figure(target_epochs)` redrawn about twice a second. The steps run in a child process, so that
     this server keeps answering other sessions while many train."""
-    trainer = run["trainer"]
-    run["target_epochs"] = target_epochs
+    trainer = run.trainer
+    run.target_epochs = target_epochs
     redraws = itertools.count()  # a key per redraw: two identical figures would clash
     with _live(trainer.epochs_done / target_epochs) as (bar, chart):
 
@@ -174,18 +247,30 @@ def _train_live(run: dict, target_epochs: int, figure: Callable, rate_unit: str,
             chart.plotly_chart(figure(progress.target_epochs), key=f"live_loss_{next(redraws)}")
 
         trainer.train(
-            target_epochs, on_progress=show, should_stop=_client_gone(), report_every_s=0.45, in_child_process=True
+            target_epochs,
+            on_progress=show,
+            should_stop=_client_gone(),
+            report_every_s=REPORT_EVERY_S,
+            in_child_process=True,
         )
 
 
-def sweep_run(key, new_sweep: Callable[[], Sweep], figure: Callable) -> dict:
+@dataclass(eq=False)
+class SweepRun:
+    """A sweep a page shows, kept in st.session_state["sweep"]: the settings it was started with and
+    the sweep, which keeps every value scored when a Stop interrupts it."""
+
+    key: tuple
+    sweep: Sweep
+
+
+def sweep_run(key: tuple, new_sweep: Callable[[], Sweep], figure: Callable) -> SweepRun:
     """Continue the stored sweep if it was started with settings `key`, else start `new_sweep()`; run
-    it under a progress bar, with `figure(points)` of the values scored so far. Returns the stored
-    {"key", "sweep"}, which keeps every value scored when a Stop interrupts the sweep."""
+    it under a progress bar, with `figure(points)` of the values scored so far."""
     stored = st.session_state.get("sweep")
-    if stored is None or stored["key"] != key:
-        stored = st.session_state["sweep"] = {"key": key, "sweep": new_sweep()}
-    sweep = stored["sweep"]
+    if stored is None or stored.key != key:
+        stored = st.session_state["sweep"] = SweepRun(key, new_sweep())
+    sweep = stored.sweep
     title = SWEEPABLE[sweep.over].capitalize()
     with _live(len(sweep.points) / len(sweep.values)) as (bar, chart):
         drawn = 0  # values in the chart

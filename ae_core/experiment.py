@@ -57,6 +57,10 @@ class Experiment:
     def result(self) -> PairResult:
         return pair_result(self.mnist, self.cifar, self.alpha, self.mixed, self.trainer.reconstruction())
 
+    def results(self) -> list[PairResult]:
+        """[result()]: a study of one pair, for code that shows either."""
+        return [self.result()]
+
 
 def pair_result(
     mnist: Sample, cifar: Sample, alpha: float, mixed: torch.Tensor, reconstruction: torch.Tensor

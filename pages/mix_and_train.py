@@ -11,17 +11,17 @@ import torch
 from ae_core import charts, data, reporting
 from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment
-from ae_core.mixing import SEED_ALPHA, mix
-from ae_core.reference import SEED_EPOCHS, SEED_LR
+from ae_core.mixing import mix
+from ae_core.reference import SEED_EPOCHS
 from ae_core.training import DIVERGED
 from app_widgets import (
-    MAX_EPOCHS,
+    Run,
     download_panel,
     picture_row,
-    settings_problems,
     shown_run,
     through_the_app_navigation,
     train_run,
+    training_settings,
 )
 
 SOURCES = {**data.SOURCES, "upload": "Uploaded images"}
@@ -84,26 +84,6 @@ def pick(dataset: str, source: str, problems: list[str]) -> data.Sample | None:
     return sample
 
 
-def settings(problems: list[str]) -> dict:
-    cols = st.columns(4)
-    chosen = {
-        "epochs": cols[0].number_input(
-            "Epochs",
-            value=SEED_EPOCHS,
-            step=1000,
-            key="epochs",
-            help=f"The seed trains 10,000 epochs; at most {MAX_EPOCHS:,} here.",
-        ),
-        "lr": cols[1].number_input("Learning rate", value=SEED_LR, step=1e-4, format="%.4g", key="lr"),
-        "seed": cols[2].number_input("Seed", value=0, step=1, key="seed", help="Initial weights"),
-        "alpha": cols[3].number_input(
-            "Mix weight α (MNIST share)", value=SEED_ALPHA, step=0.05, format="%.2f", key="alpha"
-        ),
-    }
-    problems.extend(settings_problems(chosen["epochs"], chosen["lr"], chosen["alpha"]))
-    return chosen
-
-
 # -- results -----------------------------------------------------------------------------------------
 def badges(col, label: str, q, help_text: str, baseline=None) -> None:
     col.metric(
@@ -120,9 +100,9 @@ def badges(col, label: str, q, help_text: str, baseline=None) -> None:
     )
 
 
-def show_result(run: dict) -> None:
-    experiment, result = run["experiment"], run["result"]
-    trainer = experiment.trainer
+def show_result(run: Run) -> None:
+    experiment, (result,) = run.job, run.results()
+    trainer = run.trainer
     st.subheader(f"Results after {trainer.epochs_done:,} epochs")
     picture_row(result.images())
     baselines = {"mnist": result.quality["mix_vs_mnist"], "cifar": result.quality["mix_vs_cifar"]}
@@ -163,7 +143,7 @@ def show_result(run: dict) -> None:
     st.plotly_chart(charts.loss_figure(history), key="final_loss_chart")
     weights = io.BytesIO()
     torch.save(trainer.state_dict(), weights)
-    report = reporting.report(experiment, result, run["target_epochs"])
+    report = reporting.report(experiment, result, run.target_epochs)
     cols = st.columns(4)
     cols[0].download_button("Images (PNG)", reporting.image_row_png(result), "images.png", "image/png")
     cols[1].download_button("Loss history (CSV)", reporting.loss_csv(history), "loss.csv", "text/csv")
@@ -183,7 +163,8 @@ with left:
     mnist = pick(MNIST, source, problems)
 with right:
     cifar = pick(CIFAR10, source, problems)
-chosen = settings(problems)
+chosen, setting_problems = training_settings("", SEED_EPOCHS, seed_help="Initial weights")
+problems += setting_problems
 go, stop, _ = st.columns([1, 1, 4])
 train_clicked = go.button("Train", key="train", type="primary", icon=":material/play_arrow:")
 # A click reruns the page, which interrupts a running training between steps; what it learned is kept.
@@ -200,15 +181,14 @@ if ready:
         hashlib.sha1(s.image.numpy().tobytes()).hexdigest() if s.source == "upload" else s.index for s in (mnist, cifar)
     ]
     pair_key = (source, *uploads, float(chosen["lr"]), int(chosen["seed"]), float(chosen["alpha"]))
-    if run is None or run["key"] != pair_key:
+    if run is None or run.key != pair_key:
         picture_row(
             {"mnist": mnist.image, "cifar": cifar.image, "mixed": mix(mnist.image, cifar.image, chosen["alpha"])}
         )
 
 
-def new_experiment() -> dict:
-    experiment = Experiment(mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
-    return {"experiment": experiment, "trainer": experiment.trainer, "result": None}
+def new_experiment() -> Experiment:
+    return Experiment(mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
 
 
 if train_clicked and ready:
@@ -223,21 +203,16 @@ if train_clicked and ready:
     )
 
 if run is not None:
-    trainer = run["trainer"]
-    if run["result"] is None or run["result_epochs"] != trainer.epochs_done:
-        run["result"] = run["experiment"].result()
-        run["result_epochs"] = trainer.epochs_done
+    trainer = run.trainer
     if trainer.status == DIVERGED:
         st.warning(trainer.message, icon=":material/warning:")
-    # Short of its target only when interrupted: by Stop, a closed tab or a training process that died.
-    # (Not the status: a rerun may read it while the interrupted training is still handing it back.)
-    elif trainer.epochs_done < run["target_epochs"]:
+    elif run.interrupted:
         st.info(
-            f"Stopped at epoch {trainer.epochs_done:,} of {run['target_epochs']:,}; everything learned so "
+            f"Stopped at epoch {trainer.epochs_done:,} of {run.target_epochs:,}; everything learned so "
             f"far is kept. Press Train to continue from here.",
             icon=":material/pause:",
         )
-    if pair_key != run["key"]:
+    if pair_key != run.key:
         st.caption(
             "These results belong to the pair and settings trained earlier; press Train to train the current choice."
         )

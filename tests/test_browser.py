@@ -7,9 +7,9 @@ import pytest
 from browser import CHROMIUM, FLAGS, main, require_chromium, set_number, streamlit_server, training_processes
 
 from ae_core.training import STEPS_CALL_S
+from app_widgets import REPORT_EVERY_S
 
 sync_api = require_chromium()
-REPORT_EVERY_S = 0.45  # how often the app's trainings report progress (app_widgets._train_live)
 # A Stop click reruns the script, which takes effect at its next progress report: up to one report
 # interval away, and the engine call that runs past it. The training process then finishes the call
 # under way and hands its state back before it exits (0.1 to 0.2 s measured for that last part, from
