@@ -55,6 +55,15 @@ def epoch_limit_problems(epochs) -> list[str]:
     return [f"Epochs must be at most {MAX_EPOCHS:,} here (got {int(epochs):,})."] if epochs > MAX_EPOCHS else []
 
 
+# ae_core's own check of each setting (the seed needs none): what the app refuses, it refuses with its words.
+_SETTING_CHECKS = {
+    "pairs": lambda pairs: check_pairs(int(pairs)),
+    "epochs": lambda epochs: check_epochs(int(epochs)),
+    "lr": check_lr,
+    "alpha": check_alpha,
+}
+
+
 def training_settings(key_prefix: str, default_epochs: int, seed_help: str, with_pairs: bool = False) -> tuple:
     """The training settings in one row of number inputs, keyed `{key_prefix}epochs` and so on, the
     seed's values as defaults; returns (chosen, problems), a sentence for each setting that is wrong."""
@@ -79,11 +88,10 @@ def training_settings(key_prefix: str, default_epochs: int, seed_help: str, with
         "Mix weight α (MNIST share)", value=SEED_ALPHA, step=0.05, format="%.2f", key=f"{key_prefix}alpha"
     )
     chosen["seed"] = column["seed"].number_input("Seed", value=0, step=1, key=f"{key_prefix}seed", help=seed_help)
-    checks = [lambda: check_epochs(int(chosen["epochs"])), lambda: check_lr(chosen["lr"])]
-    checks += [lambda: check_alpha(chosen["alpha"])] + [lambda: check_pairs(int(chosen["pairs"]))] * with_pairs
-    for check in checks:
+    for name, check in _SETTING_CHECKS.items():
         try:
-            check()
+            if name in chosen:
+                check(chosen[name])
         except ValueError as error:
             problems.append(as_sentence(error))
     return chosen, problems + epoch_limit_problems(chosen["epochs"])
