@@ -265,10 +265,18 @@ class StackedAutoencoders:
         """One Adam step of every model on its own target; returns the K losses before the step."""
         return self.steps(targets, 1)[0]
 
-    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        """Each model's output for its image in `images` (K, 3, 32, 32), as a new tensor."""
-        outputs = torch.empty(self.k, *IMAGE_SHAPE, device=self.device)
-        self._on_each_lane(lambda lane: outputs[lane.rows].copy_(lane.forward(images)))
+    def reconstruct(self, images: torch.Tensor, first: int | None = None) -> torch.Tensor:
+        """Each model's output for its image in `images` (K, 3, 32, 32), as a new tensor; only the
+        first `first` models' where it is given (the lanes of the others do no work)."""
+        count = self.k if first is None else min(first, self.k)
+        outputs = torch.empty(count, *IMAGE_SHAPE, device=self.device)
+
+        def forward(lane: _Lane) -> None:
+            if lane.rows.start < count:
+                stop = min(lane.rows.stop, count)
+                outputs[lane.rows.start : stop].copy_(lane.forward(images)[: stop - lane.rows.start])
+
+        self._on_each_lane(forward)
         return outputs
 
 

@@ -49,6 +49,6 @@ class ReferenceStack(StackedAutoencoders):
         self.steps_done += count
         return losses
 
-    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+    def reconstruct(self, images: torch.Tensor, first: int | None = None) -> torch.Tensor:
         with torch.no_grad():
-            return torch.cat([model(images[k : k + 1]) for k, model in enumerate(self.models)])
+            return torch.cat([model(images[k : k + 1]) for k, model in enumerate(self.models[:first])])

@@ -18,6 +18,7 @@ from .engine import StackedAutoencoders, missing_private_ops
 from .model import IMAGE_SHAPE, initial_autoencoder
 from .reference import SEED_LR
 from .reference_stack import ReferenceStack
+from .timeline import WATCHED, Frame, Timeline, next_frame_epoch
 
 ENGINES = {"fast": StackedAutoencoders, "reference": ReferenceStack}
 
@@ -96,6 +97,7 @@ class Progress:
     target_epochs: int
     loss: float  # loss of the latest epoch (the median over models still training)
     epochs_per_second: float  # during this call of train()
+    outputs: torch.Tensor | None = None  # the first WATCHED models' outputs now, (watched, 3, 32, 32), unclamped
 
     @property
     def seconds_left(self) -> float:
@@ -107,7 +109,8 @@ class BatchTrainer:
 
     All start from the same initial weights (`seed`), so model k learns what a single run on target k
     with that seed learns. A model whose loss turns NaN or infinite gets the weights of the last
-    checkpoint whose losses were all finite and stops counting; the others train on.
+    checkpoint whose losses were all finite and stops counting; the others train on. `timeline` keeps
+    the first WATCHED models' outputs at log-spaced epochs (timeline.py).
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class BatchTrainer:
         self.targets = targets.to(self.engine.device, torch.float32).contiguous()
         self.losses = torch.empty(0, len(targets))  # (epochs, K); NaN after a diverged model's epoch
         self.diverged: dict[int, int] = {}  # model -> the epoch whose weights it keeps
+        self.timeline = Timeline()
         self._kept_weights: dict[int, torch.Tensor] = {}
         self.train_seconds = 0.0
         self.status = ""  # "", FINISHED, STOPPED or DIVERGED (every model diverged)
@@ -184,14 +188,20 @@ class BatchTrainer:
         self.status = STOPPED
         self._checkpoint = (self.epochs_done, self.engine.params.clone())  # every model still in it is finite
         self._checkpointed_at, self._checkpoint_cost = started_at, 0.0
+        if not self.timeline.frames:
+            self._take_frame()  # what the untrained network makes of its image
+        next_frame = next_frame_epoch(self.timeline.epochs[-1])
         try:
             with one_cpu_thread():
                 while (stepped := self.epochs_done + sum(map(len, pending))) < epochs:
                     if should_stop is not None and should_stop():
                         break
-                    count = min(steps_per_call, epochs - stepped)
+                    count = min(steps_per_call, epochs - stepped, next_frame - stepped)
                     call_started = time.perf_counter()
                     pending.append(self.engine.steps(self.targets, count))
+                    if stepped + count == next_frame:
+                        self.timeline.add(Frame(next_frame, self._watched_outputs()))
+                        next_frame = next_frame_epoch(next_frame)
                     seconds_per_step = max(time.perf_counter() - call_started, 1e-9) / count
                     steps_per_call = max(1, min(MAX_STEPS_PER_CALL, int(STEPS_CALL_S / seconds_per_step)))
                     if time.perf_counter() >= next_report:
@@ -206,6 +216,7 @@ class BatchTrainer:
             if pending:
                 self._flush(pending)
             self._restore_diverged()
+            self._take_frame()
             self.train_seconds += time.perf_counter() - started_at
         self._report(on_progress, epochs, start, started_at)
         return self.status
@@ -257,13 +268,22 @@ class BatchTrainer:
         for model, weights in self._kept_weights.items():
             self.engine.params[model].copy_(weights)
 
+    def _watched_outputs(self) -> torch.Tensor:
+        return self.engine.reconstruct(self.targets, first=WATCHED).cpu()
+
+    def _take_frame(self) -> None:
+        """A frame of the outputs now, at `epochs_done`; where every model diverged, the frames taken
+        after the epoch whose weights they went back to are dropped first."""
+        self.timeline.drop_after(self.epochs_done)
+        self.timeline.add(Frame(self.epochs_done, self._watched_outputs()))
+
     def _report(self, on_progress, target_epochs: int, start: int, started_at: float) -> None:
         if on_progress is None or not self.epochs_done:
             return
         elapsed = time.perf_counter() - started_at
         rate = (self.epochs_done - start) / elapsed if elapsed > 0 else 0.0
         loss = torch.nanmedian(self.losses[-1]).item()
-        on_progress(Progress(self.epochs_done, target_epochs, loss, rate))
+        on_progress(Progress(self.epochs_done, target_epochs, loss, rate, self._watched_outputs()))
 
     # -- training elsewhere (worker.py trains a copy in a child process) ------------------------------
     def snapshot(self) -> dict:
@@ -276,13 +296,17 @@ class BatchTrainer:
             "message": self.message,
             "train_seconds": self.train_seconds,
             "kept_weights": dict(self._kept_weights),
+            "timeline": self.timeline.copy(),
         }
 
-    def merge(self, new_losses: torch.Tensor, diverged: dict[int, int]) -> None:
-        """Add the (epochs, K) losses of epochs trained by a copy of this trainer, and its `diverged`."""
+    def merge(self, new_losses: torch.Tensor, diverged: dict[int, int], new_frames: list[Frame]) -> None:
+        """Add the (epochs, K) losses of epochs trained by a copy of this trainer, its `diverged` and
+        the timeline frames it took meanwhile."""
         self.losses = torch.cat([self.losses, new_losses])
         self.diverged = dict(diverged)
         self._mask_diverged()
+        for frame in new_frames:
+            self.timeline.add(frame)
 
     def restore(self, snapshot: dict) -> None:
         """Take a `snapshot()`: the copy's when it is done (its tensors copied into the engine), or this
@@ -293,6 +317,7 @@ class BatchTrainer:
         self.engine.steps_done.fill_(snapshot["steps_done"])
         self.status, self.message = snapshot["status"], snapshot["message"]
         self.train_seconds, self._kept_weights = snapshot["train_seconds"], dict(snapshot["kept_weights"])
+        self.timeline = snapshot["timeline"].copy()
 
     def reconstructions(self) -> torch.Tensor:
         """Each network's output for its training image, (K, 3, 32, 32) on the CPU, unclamped."""

@@ -144,8 +144,8 @@ def _follow(trainer, pipe, child, on_progress, should_stop) -> str:
                 if not child.is_alive() and not pipe.poll():
                     raise EOFError
                 continue
-            kind, rows, diverged, payload = _receive(pipe)
-            trainer.merge(torch.from_numpy(rows), diverged)
+            kind, rows, diverged, frames, payload = _receive(pipe)
+            trainer.merge(torch.from_numpy(rows), diverged, frames)
             if kind == "progress":
                 if on_progress is not None:
                     on_progress(payload)
@@ -163,16 +163,20 @@ def _child_main(pipe) -> None:
     for tensor in trainer.engine.state_tensors():
         pipe.recv_bytes_into(_raw(tensor))
     sent = trainer.epochs_done
+    frames_sent = trainer.timeline.epochs[-1] if trainer.timeline.frames else -1
 
-    def new_rows():
-        nonlocal sent
+    def news() -> tuple:
+        """The losses and timeline frames not yet sent, and the diverged models."""
+        nonlocal sent, frames_sent
         rows, sent = trainer.losses[sent:].numpy(), trainer.epochs_done
-        return rows
+        frames = trainer.timeline.since(frames_sent)
+        frames_sent = max([frames_sent, *(frame.epoch for frame in frames)])
+        return rows, trainer.diverged, frames
 
     def report(progress) -> None:
-        _send(pipe, ("progress", new_rows(), trainer.diverged, progress))
+        _send(pipe, ("progress", *news(), progress))
 
     trainer.train(epochs, on_progress=report, should_stop=pipe.poll, report_every_s=report_every_s)
-    _send(pipe, ("done", new_rows(), trainer.diverged, trainer.snapshot()))
+    _send(pipe, ("done", *news(), trainer.snapshot()))
     for tensor in trainer.engine.state_tensors():
         pipe.send_bytes(_raw(tensor))
