@@ -168,7 +168,8 @@ class BatchTrainer:
     ) -> str:
         """Train until `epochs` epochs are done in total; returns the status.
 
-        `on_progress` is called at most every `report_every_s` seconds and once at the end;
+        `on_progress` is called after the first step, then at most every `report_every_s` seconds, and
+        once at the end;
         `should_stop` is polled between steps. `in_child_process` runs the steps in a child process
         (on a CPU; see worker.py) with the same results, for a server that hosts several trainings.
         """
@@ -184,7 +185,7 @@ class BatchTrainer:
         start, started_at = self.epochs_done, time.perf_counter()
         pending: list[torch.Tensor] = []  # losses not yet read back: reading each one would sync a GPU
         steps_per_call = 1
-        next_report = started_at + report_every_s
+        next_report = started_at  # the first report follows the first step: a live view shows it at once
         self.status = STOPPED
         self._checkpoint = (self.epochs_done, self.engine.params.clone())  # every model still in it is finite
         self._checkpointed_at, self._checkpoint_cost = started_at, 0.0
@@ -257,12 +258,19 @@ class BatchTrainer:
     def _maybe_checkpoint(self) -> None:
         # Copying every weight takes a while at large K: spend at most 1% of the time on it. The copy
         # goes into the same buffer every time: a fresh one costs a page fault every 4 kB, 20-40x the copy.
+        # The losses seen so far are of the weights before the last step, so the weights now are taken
+        # only where the models still training give finite outputs (a finite loss): after one step at
+        # lr 1e30 the weights are finite, near 1e30, and the outputs NaN.
         now = time.perf_counter()
-        if now - self._checkpointed_at >= 100 * self._checkpoint_cost:
+        if now - self._checkpointed_at >= 100 * self._checkpoint_cost and self._outputs_finite():
             _, weights = self._checkpoint
             self._checkpoint = (self.epochs_done, weights.copy_(self.engine.params))
             self._checkpointed_at = time.perf_counter()
             self._checkpoint_cost = self._checkpointed_at - now
+
+    def _outputs_finite(self) -> bool:
+        training = [model for model in range(self.k) if model not in self.diverged]
+        return bool(self.engine.reconstruct(self.targets)[training].isfinite().all())
 
     def _restore_diverged(self) -> None:
         for model, weights in self._kept_weights.items():

@@ -65,11 +65,13 @@ def test_a_stopped_sweep_keeps_its_points_and_goes_on_to_what_an_uninterrupted_o
 def test_a_rate_that_diverges_is_scored_on_the_weights_kept_and_the_sweep_goes_on():
     reports = []
     sweep = Sweep("lr", [1e30, 1e-3], pairs=2, epochs=20)
-    assert sweep.run(on_progress=lambda index, progress: reports.append(index)) == FINISHED
+    assert sweep.run(on_progress=lambda index, progress: reports.append((index, progress.epoch))) == FINISHED
     small, huge = sweep.points
     assert huge.diverged == 2 and small.diverged == 0
     assert all(math.isfinite(value) for dataset, metric in SCORES for value in huge.scores[dataset][metric])
-    assert set(reports) == {0}  # progress of 1e-3, sorted first; 1e30 diverged at its first step
+    # 1e-3, sorted first, reports to the end; 1e30 only after its first step (that epoch's loss is of the
+    # initial weights), and the NaN loss of its second ends it.
+    assert (0, 20) in reports and [epoch for index, epoch in reports if index == 1] == [1]
 
 
 @pytest.mark.parametrize(

@@ -52,6 +52,15 @@ def test_an_exploding_loss_stops_training_and_keeps_finite_weights(target):
     assert trainer.train(400) == DIVERGED  # nothing more is attempted on a diverged run
 
 
+def test_a_checkpoint_keeps_only_weights_whose_outputs_are_finite(target):
+    # Reports after every engine call flush the losses, and each flush may checkpoint. One step at lr
+    # 1e30 leaves finite weights near 1e30 whose outputs are NaN: the run must go back to epoch 0.
+    trainer = Trainer(target, lr=1e30, device="cpu")
+    assert trainer.train(200, on_progress=lambda progress: None, report_every_s=0.0) == DIVERGED
+    assert trainer.diverged == {0: 0} and trainer.epochs_done == 0
+    assert torch.equal(trainer.reconstruction(), Trainer(target, device="cpu").reconstruction())
+
+
 @pytest.mark.parametrize("epochs", [0, -3, 2.5, "10", True])
 def test_bad_epoch_counts_are_refused(target, epochs):
     with pytest.raises(ValueError, match="epochs"):
