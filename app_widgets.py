@@ -1,8 +1,9 @@
 """Streamlit pieces shared by the pages: entering through the app's navigation, the settings form, image
 rows, the full-dataset download panel, noticing that a browser session has gone away, and the runs and
-sweeps the pages keep (one typed shape each) trained live."""
+sweeps the pages keep (one typed shape each) trained live, with the step buttons that continue them."""
 
 import itertools
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import streamlit as st
 import torch
 from streamlit import runtime
 from streamlit.runtime.pages_manager import PagesManager
-from streamlit.runtime.scriptrunner import get_script_run_ctx
+from streamlit.runtime.scriptrunner import StopException, get_script_run_ctx
 
 from ae_core import data, reporting
 from ae_core.data import DataUnavailable
@@ -20,14 +21,16 @@ from ae_core.mixing import SEED_ALPHA, check_alpha
 from ae_core.reference import SEED_EPOCHS, SEED_LR
 from ae_core.study import MAX_PAIRS, Study, check_pairs
 from ae_core.sweep import SWEEPABLE, Sweep
-from ae_core.training import DIVERGED, BatchTrainer, check_epochs, check_lr
+from ae_core.training import DIVERGED, STOPPED, BatchTrainer, Progress, check_epochs, check_lr
 from ae_core.worker import TrainingFailed
 
 MAX_EPOCHS = 100_000
 STUDY_EPOCHS = 2_000  # a study's default: about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
-# How often a live training reports: each report redraws its chart in the browser, which on a
-# machine of two cores takes its time from the training.
+# How often a live training reports: each report redraws its images and charts in the browser, which
+# on a machine of two cores takes its time from the training.
 REPORT_EVERY_S = 0.45
+STEPS = (100, 1_000)  # the step buttons: continue the run by this many epochs
+SCRIPT_RUNS = "script_runs"  # in st.session_state: [how many script runs this session has started]
 
 
 def through_the_app_navigation() -> None:
@@ -41,6 +44,7 @@ def through_the_app_navigation() -> None:
     if getattr(PagesManager, "uses_pages_directory", False) and not st.session_state:
         PagesManager.uses_pages_directory = False
         st.rerun()
+    st.session_state.setdefault(SCRIPT_RUNS, [0])[0] += 1
 
 
 def as_sentence(error: ValueError) -> str:
@@ -169,7 +173,9 @@ class Run:
     job: Experiment | Study  # what it trains: `trainer`, and `results()` of its pairs
     target_epochs: int = 0  # what the last Train asked for
     previous: "Run | None" = None  # the run shown before it, until this one has learned something
+    stopped: bool = False  # by Stop (the page's or the toolbar's) or a closed tab, not by another click
     _scored: tuple[int, list[PairResult]] | None = None  # (epochs done, results) when last scored
+    _frames_scored: dict[int, PairResult] | None = None  # a timeline frame's epoch -> its results
 
     @property
     def trainer(self) -> BatchTrainer:
@@ -188,6 +194,15 @@ class Run:
             self._scored = (self.trainer.epochs_done, self.job.results())
         return self._scored[1]
 
+    def frame_results(self) -> list[tuple[int, PairResult]]:
+        """(epoch, results) of each frame of a single pair's timeline, each frame scored once."""
+        scored = self._frames_scored = self._frames_scored or {}
+        frames = list(self.trainer.timeline.frames)  # a copy: a training may add frames meanwhile
+        for frame in frames:
+            if frame.epoch not in scored:
+                scored[frame.epoch] = self.job.result(frame.outputs[0])
+        return [(frame.epoch, scored[frame.epoch]) for frame in frames]
+
 
 def shown_run(name: str) -> Run | None:
     """The newest run that learned something: one that diverged or stopped before its first epoch
@@ -196,25 +211,111 @@ def shown_run(name: str) -> Run | None:
     return newest if newest is None or newest.trainer.epochs_done else newest.previous
 
 
+def _rerun_after_a_toolbar_stop(run: Run, script_runs: list[int]) -> None:
+    """Streamlit's toolbar Stop ends a script run where it is, here in the middle of a live training,
+    and would leave the page on a frozen progress bar; the training has handed back what it learned
+    by the time this is called. Once this script run has ended, and unless a click (the page's own
+    Stop, a step) has started another run meanwhile (`script_runs` counts them), run the page again
+    with its widgets as they are, as Streamlit itself does when a source file changes: it then shows
+    the results and says where training stopped."""
+    context = get_script_run_ctx()
+    if context is None or not runtime.exists():  # AppTest and bare mode have no toolbar
+        return
+    session, runs_before = runtime.get_instance().get_app_session(context.session_id), script_runs[0]
+    script_thread = threading.current_thread()
+
+    def rerun_once_ended() -> None:
+        script_thread.join(timeout=30)
+        if session is not None and script_runs[0] == runs_before:
+            run.stopped = True
+            # The client state of the run that ended: the same page, its widgets, no button pressed.
+            session.request_rerun(getattr(session, "_client_state", None))
+
+    threading.Thread(target=rerun_once_ended, name="rerun after Stop", daemon=True).start()
+
+
+def _continuable(run: Run | None, key: tuple) -> bool:
+    return run is not None and run.key == key and run.trainer.status != DIVERGED
+
+
+def stop_button(column, name: str, key: str) -> None:
+    """Stop for the run kept under `name`. The click reruns the page, which interrupts a running
+    training between steps; what it learned is kept, and a step then adds to the epochs reached."""
+
+    def stop() -> None:
+        if (run := st.session_state.get(name)) is not None:
+            run.stopped = True
+
+    column.button("Stop", key=key, icon=":material/stop:", on_click=stop)
+
+
+def _steps_key(name: str) -> str:
+    return f"{name}_steps_requested"
+
+
+def step_buttons(columns, name: str) -> None:
+    """One button per STEPS in `columns`, each adding its epochs to the steps requested for the run
+    kept under `name`. They add up in st.session_state until a training takes them
+    (`stepped_target`), so a quick second click, whose rerun stops the first one's, loses nothing."""
+
+    def request(epochs: int) -> None:
+        st.session_state[_steps_key(name)] = st.session_state.get(_steps_key(name), 0) + epochs
+
+    for epochs, column in zip(STEPS, columns):
+        column.button(
+            f"+{epochs:,} epochs",
+            key=f"{name}_step_{epochs}",
+            help=f"Continue the run by {epochs:,} epochs",
+            on_click=request,
+            args=(epochs,),
+        )
+
+
+def stepped_target(name: str, key: tuple) -> tuple[int | None, list[str]]:
+    """The epochs to train the run kept under `name` to for the steps requested (None where none are),
+    or None and a sentence where that would pass MAX_EPOCHS. Steps continue a
+    run with settings `key` from the epochs it reached if it was stopped, else from its target: a
+    step clicked while another trains (the click stops it) adds to that training's target."""
+    requested = st.session_state.get(_steps_key(name), 0)
+    if not requested:
+        return None, []
+    run = st.session_state.get(name)
+    if not _continuable(run, key):
+        run = shown_run(name)
+    base = 0
+    if _continuable(run, key):
+        reached = run.trainer.epochs_done
+        base = reached if run.stopped else max(reached, run.target_epochs)
+    if base + requested > MAX_EPOCHS:
+        return None, [f"+{requested:,} epochs would pass the {MAX_EPOCHS:,} epochs allowed here: refused."]
+    return base + requested, []
+
+
+def forget_steps(name: str) -> None:
+    """Drop the steps requested for the run under `name`: a training has taken them, or was refused."""
+    st.session_state.pop(_steps_key(name), None)
+
+
 def train_run(
     name: str,
     key: tuple,
     new_job: Callable[[], Experiment | Study],
     target_epochs: int,
-    figure: Callable,
+    draw_live: Callable[[Run, Progress, str], None],
     rate_unit: str,
     loss_label: str,
 ) -> Run | None:
     """Continue the shown run if it was started with settings `key` and has not diverged, else start
-    `Run(key, new_job())`; train it live (`figure(trainer, target_epochs)` is its chart). Returns the
-    run to show: a run that diverged at once says why and leaves the one before it."""
+    `Run(key, new_job())`; train it live, `draw_live(run, progress, key_prefix)` drawing what it has
+    learned at each report. Returns the run to show: a run that diverged at once says why and leaves
+    the one before it."""
     run = shown_run(name)
-    if run is None or run.key != key or run.trainer.status == DIVERGED:
+    if not _continuable(run, key):
         if run is not None:
             run.previous = None  # one earlier run is kept, not a chain of them
         run = Run(key, new_job(), previous=run)
     st.session_state[name] = run
-    _train_live(run, target_epochs, lambda target: figure(run.trainer, target), rate_unit, loss_label)
+    _train_live(run, target_epochs, draw_live, rate_unit, loss_label)
     shown = shown_run(name)
     if shown is not run:
         st.warning(run.trainer.message, icon=":material/warning:")
@@ -223,44 +324,51 @@ def train_run(
 
 @contextmanager
 def _live(share_done: float):
-    """A progress bar and a slot for a chart while something trains in a child process, both cleared
-    afterwards; a training process that dies is reported on the page instead of raising. Stop (a
-    rerun) interrupts the training between steps, and everything learned stays where it was."""
-    bar = st.progress(share_done, text="Starting…")
-    chart = st.empty()
+    """A progress bar and a slot for what is learned while something trains in a child process, both
+    cleared afterwards; a training process that dies is reported on the page instead of raising. Stop
+    (a rerun) interrupts the training between steps, and everything learned stays where it was."""
+    bar = st.progress(min(share_done, 1.0), text="Starting…")
+    view = st.empty()
     try:
-        yield bar, chart
+        yield bar, view
     except TrainingFailed as error:
         st.error(str(error), icon=":material/error:")
     bar.empty()
-    chart.empty()
+    view.empty()
 
 
-def _train_live(run: Run, target_epochs: int, figure: Callable, rate_unit: str, loss_label: str) -> None:
-    """Train `run` up to `target_epochs` under a progress bar (rate, time left, loss) and a live chart
-    `figure(target_epochs)` redrawn about twice a second. The steps run in a child process, so that
-    this server keeps answering other sessions while many train."""
+def _train_live(run: Run, target_epochs: int, draw_live: Callable, rate_unit: str, loss_label: str) -> None:
+    """Train `run` up to `target_epochs` under a progress bar (rate, time left, loss) and a live view
+    `draw_live(run, progress, key_prefix)` redrawn about twice a second. The steps run in a child
+    process, so that this server keeps answering other sessions while many train."""
     trainer = run.trainer
-    run.target_epochs = target_epochs
-    redraws = itertools.count()  # a key per redraw: two identical figures would clash
-    with _live(trainer.epochs_done / target_epochs) as (bar, chart):
+    run.target_epochs, run.stopped = target_epochs, False
+    redraws = itertools.count()  # a key prefix per redraw: two identical charts would clash
+    with _live(trainer.epochs_done / target_epochs) as (bar, view):
 
         def show(progress):
             bar.progress(
-                progress.epoch / progress.target_epochs,
+                min(progress.epoch / progress.target_epochs, 1.0),
                 text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
                 f"{progress.epochs_per_second * trainer.k:,.0f} {rate_unit}/s · "
                 f"{progress.seconds_left:,.0f} s left · {loss_label} {progress.loss:.3e}",
             )
-            chart.plotly_chart(figure(progress.target_epochs), key=f"live_loss_{next(redraws)}")
+            with view.container():
+                draw_live(run, progress, f"live_{next(redraws)}_")
 
-        trainer.train(
-            target_epochs,
-            on_progress=show,
-            should_stop=_client_gone(),
-            report_every_s=REPORT_EVERY_S,
-            in_child_process=True,
-        )
+        script_runs = st.session_state.setdefault(SCRIPT_RUNS, [0])
+        try:
+            status = trainer.train(
+                target_epochs,
+                on_progress=show,
+                should_stop=_client_gone(),
+                report_every_s=REPORT_EVERY_S,
+                in_child_process=True,
+            )
+        except StopException:
+            _rerun_after_a_toolbar_stop(run, script_runs)
+            raise
+        run.stopped = status == STOPPED  # the tab was closed
 
 
 @dataclass(eq=False)

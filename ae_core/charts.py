@@ -1,4 +1,5 @@
-"""Plotly figures for the app: loss curves (one run, or a study's median and spread) and score plots."""
+"""Plotly figures for the app: loss curves (one run, or a study's median and spread), scores against
+epoch, and score plots."""
 
 import math
 
@@ -7,11 +8,14 @@ import math
 import pandas  # noqa: F401
 import plotly.graph_objects as go
 import torch
+from plotly.subplots import make_subplots
 
+from .metrics import Quality
 from .reporting import DATASET_TITLES, METRIC_TITLES, SEED_KEYS, SEED_RESULTS
 
-INDIGO, INDIGO_BAND, SEED_RED = "#4f46e5", "rgba(79, 70, 229, 0.18)", "#dc2626"
+INDIGO, INDIGO_BAND, SEED_RED, MARKER_GREY = "#4f46e5", "rgba(79, 70, 229, 0.18)", "#dc2626", "#6b7280"
 DATASET_COLOURS = {"mnist": INDIGO, "cifar": "#0d9488"}
+DATASET_BANDS = {INDIGO: INDIGO_BAND, "#0d9488": "rgba(13, 148, 136, 0.18)"}
 BOTH_DATASETS = "MNIST and CIFAR-10"
 BAND = "25th to 75th percentile"  # a study's loss band, one legend entry
 LOSS_LAYOUT = {
@@ -40,7 +44,16 @@ def _loss_layout(figure: go.Figure, title: str, target_epochs: int | None) -> go
     return figure
 
 
-def loss_figure(history: list[float], target_epochs: int | None = None, max_points: int = 2000) -> go.Figure:
+def _mark_epoch(figure: go.Figure, epoch: int | None, **where) -> go.Figure:
+    """A grey line at the epoch a timeline slider shows."""
+    if epoch is not None:
+        figure.add_vline(epoch, line_color=MARKER_GREY, line_width=1.5, **where)
+    return figure
+
+
+def loss_figure(
+    history: list[float], target_epochs: int | None = None, max_points: int = 2000, marker: int | None = None
+) -> go.Figure:
     epochs = sampled_epochs(len(history), max_points)
     figure = go.Figure(
         go.Scatter(
@@ -52,50 +65,115 @@ def loss_figure(history: list[float], target_epochs: int | None = None, max_poin
             hovertemplate="epoch %{x}<br>loss %{y:.3e}<extra></extra>",
         )
     )
-    return _loss_layout(figure, "Training loss (MSE)", target_epochs)
+    return _mark_epoch(_loss_layout(figure, "Training loss (MSE)", target_epochs), marker)
+
+
+def _band_traces(epochs: list[int], rows: torch.Tensor, name: str, colour: str, number: str) -> list[go.Scatter]:
+    """The median of each row of `rows` (epochs, pairs) as a line in the band between the 25th and
+    75th percentiles; `number` formats a value in the hover text."""
+    low, median, high = torch.nanquantile(rows, torch.tensor([0.25, 0.5, 0.75], dtype=rows.dtype), dim=1).tolist()
+    band = f"{name}: {BAND}" if name else BAND
+    return [
+        # The band's two edges are one legend entry (its upper edge alone has nothing to show there)
+        # and one click hides both.
+        go.Scatter(
+            x=epochs,
+            y=high,
+            mode="lines",
+            line={"width": 0},
+            name=band,
+            legendgroup=band,
+            showlegend=False,
+            hovertemplate=f"75th percentile %{{y:{number}}}<extra></extra>",
+        ),
+        go.Scatter(
+            x=epochs,
+            y=low,
+            mode="lines",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor=DATASET_BANDS[colour],
+            name=band,
+            legendgroup=band,
+            hovertemplate=f"25th percentile %{{y:{number}}}<extra></extra>",
+        ),
+        go.Scatter(
+            x=epochs,
+            y=median,
+            mode="lines",
+            line={"color": colour, "width": 2},
+            name=f"{name} median" if name else "median",
+            hovertemplate=f"%{{y:{number}}}",
+        ),
+    ]
 
 
 def study_loss_figure(losses: torch.Tensor, target_epochs: int | None = None, max_points: int = 2000) -> go.Figure:
     """Median loss across pairs with the band between the 25th and 75th percentiles."""
     epochs = sampled_epochs(len(losses), max_points)
-    rows = losses[[e - 1 for e in epochs]]
-    low, median, high = torch.nanquantile(rows, torch.tensor([0.25, 0.5, 0.75]), dim=1).tolist()
-    figure = go.Figure(
-        [
-            # The band's two edges are one legend entry (its upper edge alone has nothing to show there)
-            # and one click hides both.
-            go.Scatter(
-                x=epochs,
-                y=high,
-                mode="lines",
-                line={"width": 0},
-                name=BAND,
-                legendgroup=BAND,
-                showlegend=False,
-                hovertemplate="75th percentile %{y:.3e}<extra></extra>",
-            ),
-            go.Scatter(
-                x=epochs,
-                y=low,
-                mode="lines",
-                line={"width": 0},
-                fill="tonexty",
-                fillcolor=INDIGO_BAND,
-                name=BAND,
-                legendgroup=BAND,
-                hovertemplate="25th percentile %{y:.3e}<extra></extra>",
-            ),
-            go.Scatter(
-                x=epochs,
-                y=median,
-                mode="lines",
-                line={"color": INDIGO, "width": 2},
-                name="median",
-                hovertemplate="%{y:.3e}",
-            ),
-        ]
-    )
+    figure = go.Figure(_band_traces(epochs, losses[[e - 1 for e in epochs]], "", INDIGO, ".3e"))
     return _loss_layout(figure, "Training loss across pairs (median, interquartile band)", target_epochs)
+
+
+def study_psnr_figure(
+    losses: torch.Tensor, alpha: float, target_epochs: int | None = None, max_points: int = 2000
+) -> go.Figure:
+    """Each un-mixed image's PSNR across pairs (median, interquartile band) against epoch, from the
+    losses: un-mixed MNIST is off its original by (reconstruction - mix) / α, so its mean squared
+    error is loss / α² and its PSNR 10 log10(α² / loss) (CIFAR-10's: (1 - α)² in place of α²); the
+    loss of epoch e is that of the network after e - 1 steps."""
+    epochs = sampled_epochs(len(losses), max_points)
+    rows = losses[[e - 1 for e in epochs]].double()
+    share = {"mnist": alpha, "cifar": 1 - alpha}
+    traces = _dataset_traces(lambda dataset: [share[dataset]])  # one band where the two are equal
+    figure = go.Figure()
+    for name, colour, (dataset_share,) in traces:
+        figure.add_traces(_band_traces(epochs, 10 * torch.log10(dataset_share**2 / rows), name, colour, ".2f"))
+    _seed_lines(figure, "psnr")
+    _loss_layout(figure, "PSNR of the un-mixed images across pairs, from the loss", target_epochs)
+    return figure.update_layout(yaxis_type="linear", yaxis_title=METRIC_TITLES["psnr"], legend={"y": -0.3})
+
+
+def score_figure(
+    epochs: list[int], qualities: list[dict[str, Quality]], target_epochs: int | None = None, marker: int | None = None
+) -> go.Figure:
+    """PSNR (above) and SSIM (below) of each un-mixed image against epoch on a log axis, from
+    `qualities` (a PairResult's `quality` at each epoch), the seed's values as red lines."""
+    shown = [(epoch, quality) for epoch, quality in zip(epochs, qualities) if epoch > 0]  # a log axis has no 0
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06)
+    for row, metric in enumerate(("psnr", "ssim"), start=1):
+        for name, colour, values in _dataset_traces(
+            lambda dataset, metric=metric: [getattr(quality[dataset], metric) for _, quality in shown]
+        ):
+            figure.add_trace(
+                go.Scatter(
+                    x=[epoch for epoch, _ in shown],
+                    y=values,
+                    mode="lines+markers",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=row == 1 or name != BOTH_DATASETS,
+                    line={"color": colour, "width": 2},
+                    marker={"size": 4},
+                    hovertemplate=f"epoch %{{x}}<br>{METRIC_TITLES[metric]} %{{y:.4g}}<extra>{name}</extra>",
+                ),
+                row=row,
+                col=1,
+            )
+        _seed_lines(figure, metric, row=row, col=1)
+        figure.update_yaxes(title_text=METRIC_TITLES[metric], row=row, col=1)
+    figure.update_xaxes(type="log")  # both rows: the upper one only matches the lower one's range
+    figure.update_xaxes(title_text="epoch", row=2, col=1)
+    if target_epochs:
+        figure.update_xaxes(range=[0, math.log10(target_epochs)])
+    figure.update_layout(
+        title="Un-mixed images against their originals",
+        height=LOSS_LAYOUT["height"] + 80,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"orientation": "h", "y": -0.2},
+        hovermode="closest",
+    )
+    return _mark_epoch(figure, marker, row="all", col=1)
 
 
 def _points_box(name: str, colour: str, y: list[float], x: list[str] | None = None, size: int = 5) -> go.Box:
@@ -125,7 +203,7 @@ def _dataset_traces(values_of) -> list[tuple[str, str, list[float]]]:
     ]
 
 
-def _seed_lines(figure: go.Figure, metric: str, vertical: bool = False) -> None:
+def _seed_lines(figure: go.Figure, metric: str, vertical: bool = False, **where) -> None:
     """The seed's reported values of `metric` as red lines named in the legend (its two SSIMs, 0.9954
     and 0.9988, are too close for labels on the plot); one line where both datasets report one value."""
     datasets_at = {}
@@ -134,7 +212,12 @@ def _seed_lines(figure: go.Figure, metric: str, vertical: bool = False) -> None:
     add_line = figure.add_vline if vertical else figure.add_hline
     for (value, titles), dash in zip(datasets_at.items(), ("dash", "dot")):
         add_line(
-            value, line_dash=dash, line_color=SEED_RED, showlegend=True, name=f"seed {' and '.join(titles)}: {value:g}"
+            value,
+            line_dash=dash,
+            line_color=SEED_RED,
+            showlegend=True,
+            name=f"seed {' and '.join(titles)}: {value:g}",
+            **where,
         )
 
 

@@ -54,8 +54,12 @@ class Experiment:
     def train(self, epochs: int, **callbacks) -> str:
         return self.trainer.train(epochs, **callbacks)
 
-    def result(self) -> PairResult:
-        return pair_result(self.mnist, self.cifar, self.alpha, self.mixed, self.trainer.reconstruction())
+    def result(self, reconstruction: torch.Tensor | None = None) -> PairResult:
+        """Un-mixed and scored at the network's output now, or at `reconstruction` (3, 32, 32): one it
+        gave earlier, such as a timeline frame's."""
+        if reconstruction is None:
+            reconstruction = self.trainer.reconstruction()
+        return pair_result(self.mnist, self.cifar, self.alpha, self.mixed, reconstruction)
 
     def results(self) -> list[PairResult]:
         """[result()]: a study of one pair, for code that shows either."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from .experiment import Experiment, PairResult
 from .study import SCORES, Study
@@ -109,13 +109,37 @@ def error_map(original: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tens
     return (error / error.max().clamp_min(1e-12)).repeat(3, 1, 1)
 
 
-def image_row_png(result: PairResult, scale: int = 8, gap: int = 8) -> bytes:
+def _image_row(result: PairResult, scale: int, gap: int, top: int = 0) -> Image.Image:
+    """The six images left to right on white, `top` pixels of white above them."""
     pictures = [to_picture(image, scale) for image in result.images().values()]
-    row = Image.new("RGB", (sum(p.width for p in pictures) + gap * (len(pictures) - 1), pictures[0].height), "white")
+    width = sum(p.width for p in pictures) + gap * (len(pictures) - 1)
+    row = Image.new("RGB", (width, top + pictures[0].height), "white")
     for i, picture in enumerate(pictures):
-        row.paste(picture, (i * (picture.width + gap), 0))
+        row.paste(picture, (i * (picture.width + gap), top))
+    return row
+
+
+def image_row_png(result: PairResult, scale: int = 8, gap: int = 8) -> bytes:
     buffer = io.BytesIO()
-    row.save(buffer, format="PNG")
+    _image_row(result, scale, gap).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def timeline_gif(frames: list[tuple[int, PairResult]], scale: int = 4, gap: int = 6) -> bytes:
+    """An animated GIF of (epoch, result) frames, each the six images under "epoch N" and the un-mixed
+    images' PSNR; the last frame stays three seconds, the others a fifth of one."""
+    font = ImageFont.load_default(size=14)
+    pictures = []
+    for epoch, result in frames:
+        picture = _image_row(result, scale, gap, top=22)
+        caption = f"epoch {epoch:,}   PSNR MNIST {result.quality['mnist'].psnr:.2f} dB, CIFAR-10 " + (
+            f"{result.quality['cifar'].psnr:.2f} dB"
+        )
+        ImageDraw.Draw(picture).text((2, 3), caption, fill="black", font=font)
+        pictures.append(picture)
+    buffer = io.BytesIO()
+    durations = [200] * (len(pictures) - 1) + [3000]
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
     return buffer.getvalue()
 
 

@@ -6,12 +6,14 @@ import streamlit as st
 
 from ae_core import charts, reporting
 from ae_core.study import Study, summarize
+from ae_core.training import Progress
 from app_widgets import (
     STUDY_EPOCHS,
     Run,
     dataset_source,
     picture_row,
     shown_run,
+    stop_button,
     through_the_app_navigation,
     train_run,
     training_settings,
@@ -32,13 +34,25 @@ chosen, setting_problems = training_settings(
 problems += setting_problems
 go, stop, _ = st.columns([1, 1, 4])
 run_clicked = go.button("Run", key="study_run", type="primary", icon=":material/play_arrow:")
-# A click reruns the page, which interrupts a running study between steps; what it learned is kept.
-stop.button("Stop", key="study_stop", icon=":material/stop:")
+stop_button(stop, "study", key="study_stop")
 for problem in problems:
     st.error(problem, icon=":material/error:")
 
 
 # -- results -----------------------------------------------------------------------------------------
+def draw_live(run: Run, progress: Progress, key_prefix: str) -> None:
+    """The loss and the un-mixed PSNR across pairs, and the first pairs' reconstructions, as they learn."""
+    study, losses = run.job, run.trainer.losses
+    left, right = st.columns(2)
+    left.plotly_chart(charts.study_loss_figure(losses, progress.target_epochs), key=f"{key_prefix}loss")
+    right.plotly_chart(charts.study_psnr_figure(losses, study.alpha, progress.target_epochs), key=f"{key_prefix}psnr")
+    st.caption(f"The first {len(progress.outputs)} pairs: each mixed input and its reconstruction now")
+    columns = iter(st.columns(2 * len(progress.outputs)))
+    for (mnist, cifar), mixed, output in zip(study.samples, study.mixed, progress.outputs):
+        next(columns).image(reporting.to_picture(mixed, scale=4), caption=f"{mnist.label_name} + {cifar.label_name}")
+        next(columns).image(reporting.to_picture(output, scale=4), caption=f"epoch {progress.epoch:,}")
+
+
 def show_results(run: Run) -> None:
     study, results, trainer = run.job, run.results(), run.trainer
     rows = reporting.pair_rows(study, results)
@@ -57,7 +71,9 @@ def show_results(run: Run) -> None:
         left, right = st.columns(2)
         left.plotly_chart(box, key=f"study_box_{metric}")
         right.plotly_chart(histogram, key=f"study_hist_{metric}")
-    st.plotly_chart(charts.study_loss_figure(trainer.losses), key="study_final_loss")
+    left, right = st.columns(2)
+    left.plotly_chart(charts.study_loss_figure(trainer.losses), key="study_final_loss")
+    right.plotly_chart(charts.study_psnr_figure(trainer.losses, study.alpha), key="study_final_psnr")
     # The CIFAR-10 PSNRs differ from MNIST's by one constant of alpha, so either ranks the pairs alike.
     ranking = sorted(range(len(results)), key=lambda k: results[k].quality["mnist"].psnr)
     for title, k in (("Best pair", ranking[-1]), ("Worst pair", ranking[0])):
@@ -94,7 +110,7 @@ if run_clicked and settings_key is not None:
         settings_key,
         new_study,
         int(chosen["epochs"]),
-        lambda trainer, target: charts.study_loss_figure(trainer.losses, target),
+        draw_live,
         rate_unit="pair-epochs",
         loss_label="median loss",
     )

@@ -10,15 +10,19 @@ import torch
 
 from ae_core import charts, data, reporting
 from ae_core.data import CIFAR10, MNIST, DataUnavailable
-from ae_core.experiment import Experiment
+from ae_core.experiment import Experiment, PairResult
 from ae_core.mixing import mix
 from ae_core.reference import SEED_EPOCHS
-from ae_core.training import DIVERGED
+from ae_core.training import DIVERGED, Progress
 from app_widgets import (
     Run,
     download_panel,
+    forget_steps,
     picture_row,
     shown_run,
+    step_buttons,
+    stepped_target,
+    stop_button,
     through_the_app_navigation,
     train_run,
     training_settings,
@@ -100,11 +104,34 @@ def badges(col, label: str, q, help_text: str, baseline=None) -> None:
     )
 
 
-def show_result(run: Run) -> None:
-    experiment, (result,) = run.job, run.results()
-    trainer = run.trainer
-    st.subheader(f"Results after {trainer.epochs_done:,} epochs")
+def pair_view(
+    result: PairResult,
+    history: list[float],
+    scored: list[tuple[int, PairResult]],
+    target_epochs: int | None,
+    marker: int | None,
+    key_prefix: str,
+) -> None:
+    """The six images and their badges at one epoch, over the loss chart and the scores against epoch
+    (`scored`: (epoch, results) of the timeline's frames), a line at `marker`."""
     picture_row(result.images())
+    score_badges(result)
+    left, right = st.columns(2)
+    left.plotly_chart(charts.loss_figure(history, target_epochs, marker=marker), key=f"{key_prefix}loss_chart")
+    right.plotly_chart(
+        charts.score_figure([epoch for epoch, _ in scored], [r.quality for _, r in scored], target_epochs, marker),
+        key=f"{key_prefix}score_chart",
+    )
+
+
+def draw_live(run: Run, progress: Progress, key_prefix: str) -> None:
+    """What the network gives back at the epoch of `progress`, while it trains."""
+    result = run.job.result(progress.outputs[0])
+    scored = [(epoch, r) for epoch, r in run.frame_results() if epoch < progress.epoch] + [(progress.epoch, result)]
+    pair_view(result, run.trainer.loss_history, scored, progress.target_epochs, None, key_prefix)
+
+
+def score_badges(result: PairResult) -> None:
     baselines = {"mnist": result.quality["mix_vs_mnist"], "cifar": result.quality["mix_vs_cifar"]}
     cols = st.columns(6)
     badges(
@@ -118,6 +145,26 @@ def show_result(run: Run) -> None:
     badges(cols[3], "(fit)", result.quality["mixed"], "Reconstruction against the mixed input it was trained on.")
     badges(cols[4], "", result.quality["mnist"], "Un-mixed MNIST against the original digit.", baselines["mnist"])
     badges(cols[5], "", result.quality["cifar"], "Un-mixed CIFAR-10 against the original photo.", baselines["cifar"])
+
+
+@st.fragment
+def timeline_view(run: Run) -> None:
+    """The results at the epoch a slider picks among the timeline's frames (its newest at first): a
+    fragment, so that scrubbing redraws this part of the page alone."""
+    frames = run.frame_results()
+    epochs = [epoch for epoch, _ in frames]
+    shown_epoch = epochs[-1]
+    if len(epochs) > 1:
+        shown_epoch = st.select_slider(
+            "Timeline: the epoch shown",
+            options=epochs,
+            value=epochs[-1],
+            format_func="{:,}".format,
+            key=f"timeline_{id(run)}_{epochs[-1]}",  # a new slider, at its end, whenever the run grew
+            help=f"{len(epochs)} frames at log-spaced epochs; the images, badges and the lines on both charts follow",
+        )
+    result = dict(frames)[shown_epoch]
+    pair_view(result, run.trainer.loss_history, frames, None, shown_epoch, "final_")
     if st.toggle("Show error heat maps |original − reconstruction|", key="heatmaps"):
         st.caption("Each map is scaled so its own largest error is white.")
         picture_row(
@@ -139,16 +186,25 @@ def show_result(run: Run) -> None:
             for name in ("SSIM", "PSNR (dB)", "Seed SSIM", "Seed PSNR (dB)")
         },
     )
-    history = trainer.loss_history  # a list built from the trainer's tensor: build it once
-    st.plotly_chart(charts.loss_figure(history), key="final_loss_chart")
+
+
+def show_result(run: Run) -> None:
+    experiment, (result,) = run.job, run.results()
+    trainer = run.trainer
+    st.subheader(f"Results after {trainer.epochs_done:,} epochs")
+    timeline_view(run)
+    history = trainer.loss_history
     weights = io.BytesIO()
     torch.save(trainer.state_dict(), weights)
     report = reporting.report(experiment, result, run.target_epochs)
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].download_button("Images (PNG)", reporting.image_row_png(result), "images.png", "image/png")
-    cols[1].download_button("Loss history (CSV)", reporting.loss_csv(history), "loss.csv", "text/csv")
-    cols[2].download_button("Report (JSON)", json.dumps(report, indent=1), "report.json", "application/json")
-    cols[3].download_button(
+    cols[1].download_button(
+        "Timeline (GIF)", lambda: reporting.timeline_gif(run.frame_results()), "timeline.gif", "image/gif"
+    )
+    cols[2].download_button("Loss history (CSV)", reporting.loss_csv(history), "loss.csv", "text/csv")
+    cols[3].download_button("Report (JSON)", json.dumps(report, indent=1), "report.json", "application/json")
+    cols[4].download_button(
         "Weights (.pt)", weights.getvalue(), "autoencoder_state_dict.pt", "application/octet-stream"
     )
 
@@ -165,10 +221,10 @@ with right:
     cifar = pick(CIFAR10, source, problems)
 chosen, setting_problems = training_settings("", SEED_EPOCHS, seed_help="Initial weights")
 problems += setting_problems
-go, stop, _ = st.columns([1, 1, 4])
+go, *steps, stop, _ = st.columns([1, 1, 1, 1, 2])
 train_clicked = go.button("Train", key="train", type="primary", icon=":material/play_arrow:")
-# A click reruns the page, which interrupts a running training between steps; what it learned is kept.
-stop.button("Stop", key="stop", icon=":material/stop:")
+step_buttons(steps, "run")
+stop_button(stop, "run", key="stop")
 
 for problem in problems:
     st.error(problem, icon=":material/error:")
@@ -191,16 +247,14 @@ def new_experiment() -> Experiment:
     return Experiment(mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
 
 
+target_epochs, step_problems = stepped_target("run", pair_key) if ready else (None, [])
+forget_steps("run")  # taken by the training below, or refused: none waits for a later rerun
 if train_clicked and ready:
-    run = train_run(
-        "run",
-        pair_key,
-        new_experiment,
-        int(chosen["epochs"]),
-        lambda trainer, target: charts.loss_figure(trainer.loss_history, target),
-        rate_unit="epochs",
-        loss_label="loss",
-    )
+    target_epochs = int(chosen["epochs"])  # Train goes to the Epochs set, whatever steps were asked
+for problem in step_problems:
+    st.error(problem, icon=":material/error:")
+if target_epochs:
+    run = train_run("run", pair_key, new_experiment, target_epochs, draw_live, rate_unit="epochs", loss_label="loss")
 
 if run is not None:
     trainer = run.trainer

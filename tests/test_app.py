@@ -1,18 +1,23 @@
 """Every page headless with AppTest; Mix & Train trains, shows its results and refuses bad input."""
 
+import io
+import json
 import math
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import streamlit as st
 import torch
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 from test_data import write_cifar_batches, write_mnist_raw
 from torchvision import datasets
 
 import app_widgets
+from ae_core import reporting
 from ae_core.data import load_pair
 from ae_core.experiment import Experiment
 from ae_core.study import SCORES, Study, summarize
@@ -82,7 +87,7 @@ def test_mix_and_train_shows_the_pair_then_trains_and_scores_it():
     assert "Results after 300 epochs" in at.subheader[0].value
     rows = at.dataframe[0].value
     assert list(rows["Dataset"]) == ["MNIST", "CIFAR-10", "Mixed input"] and rows["Seed PSNR (dB)"][0] == 44.5539
-    assert len(at.get("download_button")) == 4 and len(at.get("plotly_chart")) == 1
+    assert len(at.get("download_button")) == 5 and len(at.get("plotly_chart")) == 2  # loss; scores against epoch
 
 
 @pytest.mark.parametrize(
@@ -124,6 +129,97 @@ def test_error_heat_maps_appear_under_the_three_reconstructions():
     assert not at.exception and len(at.get("image")) == 9
 
 
+def chart_titles(at: AppTest) -> list[str]:
+    return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in at.get("plotly_chart")]
+
+
+@pytest.fixture
+def live_views_kept(monkeypatch):
+    """Each live redraw in a container of its own that stays: AppTest sees only a script run's end,
+    where the page has cleared its live view."""
+
+    @contextmanager
+    def live(share_done):
+        yield st.progress(share_done), st.container()
+
+    monkeypatch.setattr(app_widgets, "_live", live)
+
+
+def test_mix_and_train_draws_the_images_scores_and_both_charts_while_it_trains(live_views_kept):
+    at = train(open_app(epochs=400))
+    assert not at.exception
+    # A report after the first step, then about every REPORT_EVERY_S, and one at the end: at least two
+    # live views before the results, each with the six images, ten badges and two charts.
+    titles = chart_titles(at)
+    live_views = len(titles) // 2 - 1
+    assert live_views >= 2 and titles == ["Training loss (MSE)", "Un-mixed images against their originals"] * (
+        live_views + 1
+    )
+    assert len(at.get("image")) == 3 + 6 * (live_views + 1)  # the pair's preview above them
+    assert len(at.metric) == 10 * (live_views + 1)
+    # The first live view shows the network after its first step, scored as that network scores.
+    first = Experiment(*load_pair("sample", 0, 0))
+    first.train(1)
+    assert [m.value for m in at.metric[:10]] == [value for _, value, _ in shown_metrics(first.result().quality)]
+
+
+def test_the_timeline_slider_shows_the_images_and_scores_of_the_epoch_it_picks():
+    at = train(open_app(epochs=300))
+    run = at.session_state["run"]
+    (slider,) = at.select_slider
+    epochs = run.trainer.timeline.epochs
+    assert slider.options == [f"{epoch:,}" for epoch in epochs] and slider.value == 300
+    at = slider.set_value(27).run()
+    assert not at.exception and "Results after 300 epochs" in at.subheader[0].value
+    earlier = Experiment(*load_pair("sample", 0, 0))
+    earlier.train(27)
+    shown = [(metric.label, metric.value, metric.delta or None) for metric in at.metric]
+    assert shown == shown_metrics(earlier.result().quality)
+    # Both charts mark the epoch shown.
+    for chart in at.get("plotly_chart"):
+        assert [shape["x0"] for shape in json.loads(chart.proto.spec)["layout"]["shapes"] if shape["x0"] == 27]
+
+
+def test_step_buttons_add_exactly_their_epochs_and_refuse_to_pass_the_cap(monkeypatch):
+    at = open_app(epochs=50)
+    at = at.button(key="run_step_100").click().run()
+    assert not at.exception and at.session_state["run"].trainer.epochs_done == 100
+    trainer = at.session_state["run"].trainer
+    at = at.button(key="run_step_1000").click().run()
+    assert at.session_state["run"].trainer is trainer and trainer.epochs_done == 1100
+    assert "Results after 1,100 epochs" in at.subheader[0].value
+    straight = Experiment(*load_pair("sample", 0, 0)).trainer
+    straight.train(1100)
+    assert torch.equal(trainer.losses, straight.losses)  # the steps continued one run
+    monkeypatch.setattr(app_widgets, "MAX_EPOCHS", 1150)
+    at = at.button(key="run_step_100").click().run()
+    assert any("would pass the 1,150 epochs" in e.value for e in at.error), [e.value for e in at.error]
+    assert trainer.epochs_done == 1100 and "Results after 1,100 epochs" in at.subheader[0].value
+
+
+def test_a_step_adds_to_the_target_a_click_interrupted_and_after_stop_to_the_epochs_reached():
+    at = train(open_app(epochs=50))
+    run = at.session_state["run"]
+    run.target_epochs = 150  # as where a click stopped a training to 150 at epoch 50
+    at = at.button(key="run_step_100").click().run()
+    assert run.trainer.epochs_done == 250 and "Results after 250 epochs" in at.subheader[0].value
+    run.target_epochs = 400  # as where Stop ends a training to 400 at epoch 250
+    at = at.button(key="stop").click().run()
+    assert stopped_messages(at) == [
+        "Stopped at epoch 250 of 400; everything learned so far is kept. Press Train to continue from here."
+    ]
+    at = at.button(key="run_step_100").click().run()
+    assert run.trainer.epochs_done == 350 and not stopped_messages(at)
+
+
+def test_the_timeline_gif_has_a_frame_per_timeline_frame():
+    at = train(open_app(epochs=120))
+    run = at.session_state["run"]
+    gif = Image.open(io.BytesIO(reporting.timeline_gif(run.frame_results())))
+    assert gif.n_frames == len(run.trainer.timeline.frames) == len(at.select_slider[0].options)
+    assert any(button.label == "Timeline (GIF)" for button in at.get("download_button"))
+
+
 STUDY = "../pages/batch_study.py"
 
 
@@ -152,7 +248,7 @@ def test_batch_study_trains_pairs_and_shows_distributions_table_and_best_and_wor
     for row, (dataset, metric) in zip(table.to_dict("records"), SCORES):
         assert (row["Dataset"], row["Metric"]) == (titles[dataset], titles[metric])
         assert {name: row[name.capitalize()] for name in summary[dataset][metric]} == summary[dataset][metric]
-    assert len(at.get("plotly_chart")) == 5  # box and histogram per metric, and the loss band
+    assert len(at.get("plotly_chart")) == 6  # box and histogram per metric, the loss and the PSNR bands
     assert len(at.get("image")) == 12  # best and worst pairs, six images each
     # The best pair has the highest PSNR of all pairs and the worst the lowest (the CIFAR-10 PSNR ranks
     # the pairs alike); SSIM need not follow PSNR, so it is only checked to be the same pair's.
