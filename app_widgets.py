@@ -4,6 +4,7 @@ sweeps the pages keep (one typed shape each) trained live, with the step buttons
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +31,6 @@ STUDY_EPOCHS = 2_000  # a study's default: about half a minute for 16 pairs on a
 # on a machine of two cores takes its time from the training.
 REPORT_EVERY_S = 0.45
 STEPS = (100, 1_000)  # the step buttons: continue the run by this many epochs
-SCRIPT_RUNS = "script_runs"  # in st.session_state: [how many script runs this session has started]
 
 
 def through_the_app_navigation() -> None:
@@ -44,7 +44,6 @@ def through_the_app_navigation() -> None:
     if getattr(PagesManager, "uses_pages_directory", False) and not st.session_state:
         PagesManager.uses_pages_directory = False
         st.rerun()
-    st.session_state.setdefault(SCRIPT_RUNS, [0])[0] += 1
 
 
 def as_sentence(error: ValueError) -> str:
@@ -211,27 +210,39 @@ def shown_run(name: str) -> Run | None:
     return newest if newest is None or newest.trainer.epochs_done else newest.previous
 
 
-def _rerun_after_a_toolbar_stop(run: Run, script_runs: list[int]) -> None:
+def _rerun_after_a_toolbar_stop(run: Run) -> None:
     """Streamlit's toolbar Stop ends a script run where it is, here in the middle of a live training,
     and would leave the page on a frozen progress bar; the training has handed back what it learned
-    by the time this is called. Once this script run has ended, and unless a click (the page's own
-    Stop, a step) has started another run meanwhile (`script_runs` counts them), run the page again
-    with its widgets as they are, as Streamlit itself does when a source file changes: it then shows
-    the results and says where training stopped."""
+    by the time this is called. Once this script run has ended, unless a click has started another
+    meanwhile, this runs the page again with its widgets as they are (no button pressed), as Streamlit
+    does itself when a source file changes: the page then shows the results and where training
+    stopped. A click stops a run too, but Streamlit (fast reruns) has already made the next run the
+    session's current one by then: then that run draws the page, and nothing is done here.
+
+    Streamlit has no public call for either; this reads the session's `_scriptrunner` (and its
+    `_script_thread`) and `_client_state`, and does nothing where a version lacks them. The browser
+    test of the toolbar Stop fails if that stops working."""
     context = get_script_run_ctx()
     if context is None or not runtime.exists():  # AppTest and bare mode have no toolbar
         return
-    session, runs_before = runtime.get_instance().get_app_session(context.session_id), script_runs[0]
-    script_thread = threading.current_thread()
+    session = runtime.get_instance().get_app_session(context.session_id)
+    runner, script_thread = getattr(session, "_scriptrunner", None), threading.current_thread()
+    if runner is None or getattr(runner, "_script_thread", None) is not script_thread:
+        return
+    run.stopped = True
 
     def rerun_once_ended() -> None:
         script_thread.join(timeout=30)
-        if session is not None and script_runs[0] == runs_before:
-            run.stopped = True
-            # The client state of the run that ended: the same page, its widgets, no button pressed.
-            session.request_rerun(getattr(session, "_client_state", None))
+        for _ in range(100):  # until Streamlit has let go of the run that ended: within 5 s
+            current = getattr(session, "_scriptrunner", None)
+            if current is None:
+                session.request_rerun(getattr(session, "_client_state", None))
+                return
+            if current is not runner:
+                return  # a click started another run meanwhile
+            time.sleep(0.05)
 
-    threading.Thread(target=rerun_once_ended, name="rerun after Stop", daemon=True).start()
+    threading.Thread(target=rerun_once_ended, name="rerun after the toolbar's Stop", daemon=True).start()
 
 
 def _continuable(run: Run | None, key: tuple) -> bool:
@@ -337,26 +348,57 @@ def _live(share_done: float):
     view.empty()
 
 
+class _LiveViews:
+    """How many sessions of this server are drawing a live view now. The views are drawn in the
+    server's own interpreter (30 ms or so each for Mix & Train's, its charts most of it), so with many
+    at once each is drawn less often, keeping their sum near that of two sessions. With eight sessions
+    training (`pytest -s tests/test_browser_faults.py -k concurrent`), a new tab's first load took
+    4.7 and 7.0 s against 1.4 and 2.0 s idle while each redrew twice a second; 4.0 and 2.5 s against
+    1.7 and 1.8 s this way."""
+
+    _lock = threading.Lock()
+    drawing = 0
+
+    @classmethod
+    @contextmanager
+    def one_more(cls):
+        with cls._lock:
+            cls.drawing += 1
+        try:
+            yield
+        finally:
+            with cls._lock:
+                cls.drawing -= 1
+
+    @classmethod
+    def every_s(cls) -> float:
+        return REPORT_EVERY_S * max(1.0, cls.drawing / 2)
+
+
 def _train_live(run: Run, target_epochs: int, draw_live: Callable, rate_unit: str, loss_label: str) -> None:
     """Train `run` up to `target_epochs` under a progress bar (rate, time left, loss) and a live view
-    `draw_live(run, progress, key_prefix)` redrawn about twice a second. The steps run in a child
-    process, so that this server keeps answering other sessions while many train."""
+    `draw_live(run, progress, key_prefix)` redrawn about twice a second (less often while more than two
+    sessions draw one). The steps run in a child process, so that this server keeps answering other
+    sessions while many train."""
     trainer = run.trainer
     run.target_epochs, run.stopped = target_epochs, False
     redraws = itertools.count()  # a key prefix per redraw: two identical charts would clash
-    with _live(trainer.epochs_done / target_epochs) as (bar, view):
+    drawn_at = -float("inf")
+    with _live(trainer.epochs_done / target_epochs) as (bar, view), _LiveViews.one_more():
 
         def show(progress):
+            nonlocal drawn_at
             bar.progress(
                 min(progress.epoch / progress.target_epochs, 1.0),
                 text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
                 f"{progress.epochs_per_second * trainer.k:,.0f} {rate_unit}/s · "
                 f"{progress.seconds_left:,.0f} s left · {loss_label} {progress.loss:.3e}",
             )
-            with view.container():
-                draw_live(run, progress, f"live_{next(redraws)}_")
+            if time.monotonic() - drawn_at >= 0.9 * _LiveViews.every_s():  # reports come a little late
+                drawn_at = time.monotonic()
+                with view.container():
+                    draw_live(run, progress, f"live_{next(redraws)}_")
 
-        script_runs = st.session_state.setdefault(SCRIPT_RUNS, [0])
         try:
             status = trainer.train(
                 target_epochs,
@@ -366,7 +408,7 @@ def _train_live(run: Run, target_epochs: int, draw_live: Callable, rate_unit: st
                 in_child_process=True,
             )
         except StopException:
-            _rerun_after_a_toolbar_stop(run, script_runs)
+            _rerun_after_a_toolbar_stop(run)
             raise
         run.stopped = status == STOPPED  # the tab was closed
 

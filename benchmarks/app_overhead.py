@@ -1,10 +1,10 @@
 """What the app costs training: epochs per second inside Mix & Train (driven headless by AppTest, with its
-live progress bar and loss chart) against the same pair trained by ae_core alone, alternating in rounds.
+live progress bar, images, badges and charts) against the same pair trained by ae_core alone, alternating in rounds.
 
     python benchmarks/app_overhead.py [--epochs 3000] [--rounds 5]
 
 The app's rate counts the whole rerun that the Train click starts: starting the training process,
-the state's trip there and back, the live bar and chart, and drawing the results. The bar is an app
+the state's trip there and back, the live view, and drawing the results. The bar is an app
 overhead under 15%.
 """
 
@@ -32,7 +32,7 @@ def app_epochs_per_second(epochs: int) -> float:
     seconds = time.perf_counter() - start
     if at.exception:
         raise RuntimeError(at.exception[0].message)
-    trainer = at.session_state["run"]["experiment"].trainer
+    trainer = at.session_state["run"].trainer
     assert trainer.epochs_done == epochs, trainer.epochs_done
     return epochs / seconds
 

@@ -29,6 +29,7 @@ from app_widgets import (
 )
 
 SOURCES = {**data.SOURCES, "upload": "Uploaded images"}
+LIVE_POINTS = 300  # a live loss curve's points, at most
 INDEX_KEYS = {MNIST: "mnist_index", CIFAR10: "cifar_index"}
 
 through_the_app_navigation()
@@ -111,16 +112,22 @@ def pair_view(
     target_epochs: int | None,
     marker: int | None,
     key_prefix: str,
+    live: bool = False,
 ) -> None:
     """The six images and their badges at one epoch, over the loss chart and the scores against epoch
-    (`scored`: (epoch, results) of the timeline's frames), a line at `marker`."""
+    (`scored`: (epoch, results) of the timeline's frames), a line at `marker`. A `live` view is drawn
+    again at each report: its loss curve has at most LIVE_POINTS points, so what a redraw sends stays
+    bounded, and its charts no hover, which the next redraw would take away anyway."""
     picture_row(result.images())
     score_badges(result)
     left, right = st.columns(2)
-    left.plotly_chart(charts.loss_figure(history, target_epochs, marker=marker), key=f"{key_prefix}loss_chart")
+    options = {"config": {"staticPlot": True}} if live else {}
+    loss = charts.loss_figure(history, target_epochs, max_points=LIVE_POINTS if live else 2000, marker=marker)
+    left.plotly_chart(loss, key=f"{key_prefix}loss_chart", **options)
     right.plotly_chart(
         charts.score_figure([epoch for epoch, _ in scored], [r.quality for _, r in scored], target_epochs, marker),
         key=f"{key_prefix}score_chart",
+        **options,
     )
 
 
@@ -128,7 +135,7 @@ def draw_live(run: Run, progress: Progress, key_prefix: str) -> None:
     """What the network gives back at the epoch of `progress`, while it trains."""
     result = run.job.result(progress.outputs[0])
     scored = [(epoch, r) for epoch, r in run.frame_results() if epoch < progress.epoch] + [(progress.epoch, result)]
-    pair_view(result, run.trainer.loss_history, scored, progress.target_epochs, None, key_prefix)
+    pair_view(result, run.trainer.loss_history, scored, progress.target_epochs, None, key_prefix, live=True)
 
 
 def score_badges(result: PairResult) -> None:

@@ -70,6 +70,61 @@ def test_stop_halts_training_and_keeps_what_was_learned(page, server):
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def reconstruction_source(page) -> str | None:
+    image = page.locator('[data-testid="stImage"]', has_text="Reconstructed mix").locator("img").first
+    return image.get_attribute("src") if image.count() else None
+
+
+def test_the_reconstruction_changes_live_and_the_slider_scrubs_through_the_timeline(page, tmp_path):
+    set_number(page, "Epochs", 6000)
+    main(page).get_by_role("button", name="Train", exact=True).click()
+    results = page.get_by_text("Results after 6,000 epochs")
+    seen = []
+    while not results.count():
+        source = reconstruction_source(page)
+        if source and source not in seen:
+            seen.append(source)
+        page.wait_for_timeout(50)
+    live_sources = len(seen)
+    print(f"the live reconstruction changed {live_sources - 1} times before the results")
+    assert live_sources >= 4  # drawn, then changed at least three times
+    page.get_by_role("slider").wait_for(timeout=10_000)
+    final = reconstruction_source(page)
+    page.get_by_role("slider").focus()
+    page.keyboard.press("Home")  # the first frame: the untrained network
+    page.wait_for_function(
+        """final => {
+            const box = [...document.querySelectorAll('[data-testid="stImage"]')]
+                .find(element => element.innerText.includes("Reconstructed mix"));
+            return box && box.querySelector("img").src !== final;
+        }""",
+        arg=page.evaluate("src => new URL(src, location.href).href", final),
+        timeout=10_000,
+    )
+    page.screenshot(path=str(tmp_path / "timeline_at_epoch_0.png"), full_page=True)
+    assert page.get_by_test_id("stSliderThumbValue").inner_text() == "0"
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_the_toolbar_stop_shows_what_was_learned_and_quick_steps_each_count(page, server):
+    set_number(page, "Epochs", 100_000)
+    main(page).get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("epochs/s").wait_for(timeout=30_000)
+    page.wait_for_timeout(1500)
+    page.get_by_test_id("stStatusWidget").get_by_role("button", name="Stop").click()  # Streamlit's own
+    stopped = page.get_by_text(re.compile(r"Stopped at epoch [\d,]+ of 100,000"))
+    stopped.wait_for(timeout=10_000)
+    reached = int(re.search(r"epoch ([\d,]+)", stopped.inner_text()).group(1).replace(",", ""))
+    page.get_by_text(f"Results after {reached:,} epochs").wait_for(timeout=10_000)
+    assert not training_processes(server[2].pid)
+    step = main(page).get_by_role("button", name="+100 epochs", exact=True)
+    for _ in range(3):
+        step.click()
+        page.wait_for_timeout(150)
+    page.get_by_text(f"Results after {reached + 300:,} epochs").wait_for(timeout=30_000)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 def test_batch_study_runs_live_and_stop_keeps_every_pairs_results(page, server):
     page.goto(server[0] + "/batch_study")
     set_number(page, "Pairs", 4)

@@ -1,0 +1,89 @@
+"""How fast Mix & Train answers in a real browser, with the bare engine timed side by side.
+
+Each round starts a fresh `streamlit run` on a loopback port and drives it with Debian's Chromium:
+  * first visit: from the page's request to an interactive Train (the Epochs input shown);
+  * first update: from the Train click to the first live images (the reconstruction shown);
+  * results: from the Train click to the results of the seed's 10,000 epochs, live images included;
+then trains the same pair with `Experiment.train` alone in this process. The bars: a first visit
+within 4 s, a first update within 1 s, results within 1.2 times `Experiment.train`.
+
+Run from the repository root: `python -m benchmarks.browser_feedback [--rounds 5] [--epochs 10000]`.
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+from ae_core import Experiment, load_pair
+from tests.browser import CHROMIUM, FLAGS, set_number, streamlit_server
+from tests.browser import main as app_area
+
+FIRST_VISIT_BAR_S, FIRST_UPDATE_BAR_S, RESULTS_BAR_RATIO = 4.0, 1.0, 1.2
+
+# Records, in the page, when the reconstruction first shows: polling from Python would miss it.
+WATCH_RECONSTRUCTION = """() => {
+    const shown = () => [...document.querySelectorAll('[data-testid="stImage"]')]
+        .some(element => element.innerText.includes("Reconstructed mix"));
+    const timer = setInterval(() => {
+        if (shown()) { clearInterval(timer); window.firstShown = performance.now(); }
+    }, 10);
+}"""
+
+
+def app_round(epochs: int) -> dict[str, float]:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        streamlit_server(Path(folder)) as (url, _, _),
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        started = time.perf_counter()
+        page.goto(url)
+        page.get_by_role("spinbutton", name="Epochs", exact=True).wait_for(timeout=120_000)
+        first_visit = time.perf_counter() - started
+        set_number(page, "Epochs", epochs)
+        page.wait_for_timeout(2000)  # the fork server's start, in the background, is not part of a click
+        page.evaluate(WATCH_RECONSTRUCTION)
+        clicked = page.evaluate("performance.now()")
+        app_area(page).get_by_role("button", name="Train", exact=True).click()
+        page.get_by_text(f"Results after {epochs:,} epochs").wait_for(timeout=600_000)
+        results = (page.evaluate("performance.now()") - clicked) / 1000
+        first_update = (page.evaluate("window.firstShown") - clicked) / 1000
+        browser.close()
+    return {"first visit": first_visit, "first update": first_update, "results": results}
+
+
+def core_seconds(epochs: int) -> float:
+    experiment = Experiment(*load_pair("sample", 0, 0))
+    started = time.perf_counter()
+    experiment.train(epochs)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        measured = app_round(args.epochs) | {"Experiment.train": core_seconds(args.epochs)}
+        rounds.append(measured)
+        print(f"round {number}: " + ", ".join(f"{name} {s:.2f} s" for name, s in measured.items()), flush=True)
+    median = {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
+    ratio = statistics.median(r["results"] / r["Experiment.train"] for r in rounds)
+    print(
+        f"medians over {args.rounds} rounds: first visit {median['first visit']:.2f} s (bar {FIRST_VISIT_BAR_S:g}), "
+        f"first update {median['first update']:.2f} s (bar {FIRST_UPDATE_BAR_S:g}), results of {args.epochs:,} "
+        f"epochs {median['results']:.2f} s against Experiment.train {median['Experiment.train']:.2f} s: "
+        f"{ratio:.2f}x (bar {RESULTS_BAR_RATIO:g}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
