@@ -131,7 +131,9 @@ def study_psnr_figure(
         figure.add_traces(_band_traces(epochs, 10 * torch.log10(dataset_share**2 / rows), name, colour, ".2f"))
     _seed_lines(figure, "psnr")
     _loss_layout(figure, "PSNR of the un-mixed images across pairs, from the loss", target_epochs)
-    return figure.update_layout(yaxis_type="linear", yaxis_title=METRIC_TITLES["psnr"], legend={"y": -0.3})
+    return figure.update_layout(
+        yaxis_type="linear", yaxis_title=METRIC_TITLES["psnr"], legend={"orientation": "h", "y": -0.3}
+    )
 
 
 def score_figure(

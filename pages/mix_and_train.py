@@ -200,20 +200,29 @@ def show_result(run: Run) -> None:
     trainer = run.trainer
     st.subheader(f"Results after {trainer.epochs_done:,} epochs")
     timeline_view(run)
-    history = trainer.loss_history
-    weights = io.BytesIO()
-    torch.save(trainer.state_dict(), weights)
-    report = reporting.report(experiment, result, run.target_epochs)
-    cols = st.columns(5)
-    cols[0].download_button("Images (PNG)", reporting.image_row_png(result), "images.png", "image/png")
-    cols[1].download_button(
-        "Timeline (GIF)", lambda: reporting.timeline_gif(run.frame_results()), "timeline.gif", "image/gif"
-    )
-    cols[2].download_button("Loss history (CSV)", reporting.loss_csv(history), "loss.csv", "text/csv")
-    cols[3].download_button("Report (JSON)", json.dumps(report, indent=1), "report.json", "application/json")
-    cols[4].download_button(
-        "Weights (.pt)", weights.getvalue(), "autoencoder_state_dict.pt", "application/octet-stream"
-    )
+    history, target_epochs = trainer.loss_history, run.target_epochs
+
+    def weights() -> bytes:
+        buffer = io.BytesIO()
+        torch.save(trainer.state_dict(), buffer)
+        return buffer.getvalue()
+
+    # Each file is made when its button is clicked (Streamlit runs `data` then, on a thread of its
+    # own), not at every rerun: together they took a rerun's time, the weights' torch.save most.
+    downloads = [
+        ("Images (PNG)", lambda: reporting.image_row_png(result), "images.png", "image/png"),
+        ("Timeline (GIF)", lambda: reporting.timeline_gif(run.frame_results()), "timeline.gif", "image/gif"),
+        ("Loss history (CSV)", lambda: reporting.loss_csv(history), "loss.csv", "text/csv"),
+        (
+            "Report (JSON)",
+            lambda: json.dumps(reporting.report(experiment, result, target_epochs), indent=1),
+            "report.json",
+            "application/json",
+        ),
+        ("Weights (.pt)", weights, "autoencoder_state_dict.pt", "application/octet-stream"),
+    ]
+    for column, (label, make_file, file_name, mime) in zip(st.columns(len(downloads)), downloads):
+        column.download_button(label, make_file, file_name, mime, on_click="ignore")
 
 
 # -- page --------------------------------------------------------------------------------------------
