@@ -52,11 +52,16 @@ def test_train_renders_images_chart_and_metrics(page):
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_stop_halts_training_and_keeps_what_was_learned(page, server):
+def start_a_long_training(page) -> None:
+    """Train toward 100,000 epochs, and let it run for a moment."""
     set_number(page, "Epochs", 100_000)
     main(page).get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("epochs/s").wait_for(timeout=30_000)
     page.wait_for_timeout(1500)
+
+
+def test_stop_halts_training_and_keeps_what_was_learned(page, server):
+    start_a_long_training(page)
     assert len(training_processes(server[2].pid)) == 1
     clicked = time.monotonic()
     main(page).get_by_role("button", name="Stop", exact=True).click()
@@ -107,10 +112,7 @@ def test_the_reconstruction_changes_live_and_the_slider_scrubs_through_the_timel
 
 
 def test_the_toolbar_stop_shows_what_was_learned_and_quick_steps_each_count(page, server):
-    set_number(page, "Epochs", 100_000)
-    main(page).get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text("epochs/s").wait_for(timeout=30_000)
-    page.wait_for_timeout(1500)
+    start_a_long_training(page)
     page.get_by_test_id("stStatusWidget").get_by_role("button", name="Stop").click()  # Streamlit's own
     stopped = page.get_by_text(re.compile(r"Stopped at epoch [\d,]+ of 100,000"))
     stopped.wait_for(timeout=10_000)
