@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import streamlit as st
 import torch
@@ -174,7 +174,7 @@ class Run:
     previous: "Run | None" = None  # the run shown before it, until this one has learned something
     stopped: bool = False  # by Stop (the page's or the toolbar's) or a closed tab, not by another click
     _scored: tuple[int, list[PairResult]] | None = None  # (epochs done, results) when last scored
-    _frames_scored: dict[int, PairResult] | None = None  # a timeline frame's epoch -> its results
+    _frames_scored: dict[int, PairResult] = field(default_factory=dict)  # a timeline frame's epoch -> results
 
     @property
     def trainer(self) -> BatchTrainer:
@@ -195,12 +195,12 @@ class Run:
 
     def frame_results(self) -> list[tuple[int, PairResult]]:
         """(epoch, results) of each frame of a single pair's timeline, each frame scored once."""
-        scored = self._frames_scored = self._frames_scored or {}
         frames = list(self.trainer.timeline.frames)  # a copy: a training may add frames meanwhile
-        for frame in frames:
-            if frame.epoch not in scored:
-                scored[frame.epoch] = self.job.result(frame.outputs[0])
-        return [(frame.epoch, scored[frame.epoch]) for frame in frames]
+        # Only the frames kept: the timeline drops some as it grows, and the results of each hold its images.
+        self._frames_scored = {
+            frame.epoch: self._frames_scored.get(frame.epoch) or self.job.result(frame.outputs[0]) for frame in frames
+        }
+        return list(self._frames_scored.items())
 
 
 def shown_run(name: str) -> Run | None:
