@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ae_core import worker
+from ae_core import metrics, worker
 
 
 def main() -> None:
@@ -18,6 +18,9 @@ def main() -> None:
     )
     worker.warm_up()  # the first Train then finds the training process server ready
     navigation.run()
+    if not st.session_state.get("scorers_imported"):  # after the first page: it scores nothing
+        metrics.import_in_background()
+        st.session_state["scorers_imported"] = True
 
 
 # Streamlit runs this file as `__main__`. A training process started just as another session's run

@@ -1,9 +1,10 @@
 """PSNR and SSIM with scikit-image, on CHW images as computed (never clamped: see the Method page)."""
 
+import functools
+import threading
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 
 @dataclass(frozen=True)
@@ -20,8 +21,23 @@ def _hwc(image) -> np.ndarray:
     return np.ascontiguousarray(array.transpose(1, 2, 0), dtype=np.float64)
 
 
+@functools.cache
+def _scikit_image_metrics():
+    # Imported on first use: scikit-image's metrics bring scipy.stats, 0.5 s of the 2.3 s that
+    # `import app_widgets` takes (`python -X importtime`), and a first visit to the app scores nothing.
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    return peak_signal_noise_ratio, structural_similarity
+
+
+def import_in_background() -> None:
+    """Import scikit-image's metrics on a thread of their own, so that the first score does not wait."""
+    threading.Thread(target=_scikit_image_metrics, name="import scikit-image", daemon=True).start()
+
+
 def quality(original, reconstructed) -> Quality:
     """Both images (3, H, W) with data range 1.0; an exact copy scores PSNR inf and SSIM 1."""
+    peak_signal_noise_ratio, structural_similarity = _scikit_image_metrics()
     orig, rec = _hwc(original), _hwc(reconstructed)
     return Quality(
         psnr=float(peak_signal_noise_ratio(orig, rec, data_range=1.0)),
