@@ -1,9 +1,19 @@
-"""Command line: `python -m ae_core run|study|sweep|bench ...`. Bad input ends with one line on stderr and exit 2."""
+"""Command line: `python -m ae_core run|study|sweep|bench ...`. Bad input ends with one line on stderr and exit 2.
+
+On a terminal, training shows a progress bar (tqdm: epochs, rate, time left, loss; none with `--quiet`
+or when stderr is not a terminal). Ctrl-C stops training at its next step and keeps what was learned:
+the table so far is printed, `--json` written with `"stopped": true`, and the exit status is 130. A
+second Ctrl-C ends the program at once.
+"""
 
 import argparse
 import json
 import math
+import signal
 import sys
+from contextlib import contextmanager
+
+from tqdm import tqdm
 
 from . import bench, data, native, reporting
 from .experiment import Experiment
@@ -11,7 +21,9 @@ from .mixing import SEED_ALPHA
 from .reference import SEED_EPOCHS, SEED_LR
 from .study import MAX_PAIRS, Study, check_pairs, summarize
 from .sweep import SWEEPABLE, Sweep, parse_values
-from .training import ENGINES, check_epochs, check_lr
+from .training import ENGINES, STOPPED, Progress, check_epochs, check_lr
+
+INTERRUPTED = 130  # the exit status of a program ended by SIGINT, as shells report it
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,6 +80,7 @@ def _add_training_options(command: argparse.ArgumentParser) -> None:
         default="fast",
         help="fast: the hand-written engine; reference: plain PyTorch (reference.py), the yardstick",
     )
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,13 +131,75 @@ def _download_if_asked(args) -> None:
         print(file=sys.stderr)
 
 
+class _Terminal:
+    """A command as its terminal sees it: a progress bar per call of `train()`, and Ctrl-C. While the
+    command trains (`training()`), a first Ctrl-C asks training to stop at its next step
+    (`stop_requested`); a second one, or one at any other time, ends the command at once
+    (KeyboardInterrupt). The handler stays for the whole command, so that no Ctrl-C falls between
+    two of them to Python's default."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.show_bar = not quiet and sys.stderr.isatty()
+        self.stop_requested = self._training = False
+        self._bar, self._bar_label = None, ""
+
+    def progress(self, label: str, unit: str = "epoch"):
+        """An `on_progress` for one call of `train()`: a tqdm bar on stderr, closed at the last epoch."""
+        if not self.show_bar:
+            return None
+
+        def show(progress: Progress) -> None:
+            if self._bar is None or (self._bar_label, self._bar.total) != (label, progress.target_epochs):
+                self._close_bar()
+                self._bar = tqdm(total=progress.target_epochs, desc=label, unit=unit, file=sys.stderr)
+                self._bar_label = label
+            self._bar.update(progress.epoch - self._bar.n)
+            self._bar.set_postfix_str(f"loss {progress.loss:.3e}", refresh=False)
+            if progress.epoch >= progress.target_epochs:
+                self._close_bar()
+
+        return show
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def should_stop(self) -> bool:
+        return self.stop_requested
+
+    @contextmanager
+    def handling_ctrl_c(self):
+        def request_stop(signum, frame) -> None:
+            if self.stop_requested or not self._training:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            print("\nStopping at the next step (Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+
+        previous = signal.signal(signal.SIGINT, request_stop)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            self._close_bar()
+
+    @contextmanager
+    def training(self):
+        self._training = True
+        try:
+            yield
+        finally:
+            self._training = False
+            self._close_bar()
+
+
 def _where(trainer) -> str:
     """Where and with which engine `trainer` trains, and why not with the fast one where it cannot."""
     where = f"on {trainer.engine.device} with the {trainer.engine.name} engine"
     return f"{where}\n{trainer.engine_note}" if trainer.engine_note else where
 
 
-def _run(args) -> None:
+def _run(args, terminal: _Terminal) -> str:
     _download_if_asked(args)
     mnist, cifar = data.load_pair(args.source, args.mnist_index, args.cifar_index)
     experiment = Experiment(mnist, cifar, alpha=args.alpha, lr=args.lr, seed=args.seed, engine=args.engine)
@@ -132,7 +207,8 @@ def _run(args) -> None:
         f"Training on the mix of {mnist.caption} and {cifar.caption} (alpha {args.alpha:g}) for "
         f"{args.epochs} epochs, lr {args.lr:g}, seed {args.seed}, {_where(experiment.trainer)}"
     )
-    status = experiment.train(args.epochs)
+    with terminal.training():
+        status = experiment.train(args.epochs, on_progress=terminal.progress("run"), should_stop=terminal.should_stop)
     result = experiment.result()
     trainer = experiment.trainer
     print(
@@ -149,16 +225,20 @@ def _run(args) -> None:
             json.dump(reporting.report(experiment, result, args.epochs), out, indent=1)
     if args.save_images:
         reporting.save_images(args.save_images, result)
+    return status
 
 
-def _study(args) -> None:
+def _study(args, terminal: _Terminal) -> str:
     _download_if_asked(args)
     study = Study(args.source, args.pairs, alpha=args.alpha, lr=args.lr, seed=args.seed, engine=args.engine)
     print(
         f"Training {args.pairs} pairs from the {args.source} source side by side for {args.epochs} epochs, "
         f"lr {args.lr:g}, alpha {args.alpha:g}, seed {args.seed}, {_where(study.trainer)}"
     )
-    status = study.train(args.epochs)
+    with terminal.training():
+        status = study.train(
+            args.epochs, on_progress=terminal.progress(f"{args.pairs} pairs"), should_stop=terminal.should_stop
+        )
     print(f"{status}: {study.trainer.epochs_done} epochs in {study.trainer.train_seconds:.1f} s")
     if study.trainer.message:
         print(study.trainer.message)
@@ -168,9 +248,10 @@ def _study(args) -> None:
     if args.json:
         with open(args.json, "w") as out:
             json.dump(reporting.study_report(study, results, summary, args.epochs), out, indent=1)
+    return status
 
 
-def _sweep(args) -> None:
+def _sweep(args, terminal: _Terminal) -> str:
     _download_if_asked(args)
     sweep = Sweep(
         args.over,
@@ -189,14 +270,20 @@ def _sweep(args) -> None:
         f"pairs from the {args.source} source ({held}, alpha {args.alpha:g}, seed {args.seed}, "
         f"{args.engine} engine)"
     )
-    sweep.run()
+    with terminal.training():
+
+        def show(index: int, progress: Progress) -> None:
+            terminal.progress(f"{SWEEPABLE[args.over]} {sweep.values[index]:g}")(progress)
+
+        status = sweep.run(on_progress=show if terminal.show_bar else None, should_stop=terminal.should_stop)
     print(reporting.format_sweep_table(sweep))
     if args.json:
         with open(args.json, "w") as out:
             json.dump(reporting.sweep_report(sweep), out, indent=1)
+    return status
 
 
-def _bench(args) -> None:
+def _bench(args, terminal: _Terminal) -> None:
     print(f"engine's C kernel (AE_NATIVE=0 turns it off): {native.status()}")
     if args.pairs:
         for pairs in args.pairs:
@@ -207,9 +294,15 @@ def _bench(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    command = {"run": _run, "study": _study, "sweep": _sweep, "bench": _bench}[args.command]
+    terminal = _Terminal(getattr(args, "quiet", True))
     try:
-        {"run": _run, "study": _study, "sweep": _sweep, "bench": _bench}[args.command](args)
+        with terminal.handling_ctrl_c():
+            status = command(args, terminal)
     except (ValueError, IndexError, OSError, data.DataUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside training
+        print("\ninterrupted", file=sys.stderr)
+        return INTERRUPTED
+    return INTERRUPTED if status == STOPPED else 0

@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .experiment import Experiment, PairResult
 from .study import SCORES, Study
 from .sweep import SWEEPABLE, Sweep
+from .training import STOPPED
 
 SEED_ARCHITECTURE = json.loads(Path(__file__).with_name("seed_architecture.json").read_text())
 SEED_RESULTS = {
@@ -77,6 +78,7 @@ def report(experiment: Experiment, result: PairResult, epochs: int) -> dict:
             "engine": trainer.engine.name,
         },
         "status": trainer.status,
+        "stopped": trainer.status == STOPPED,  # by a Stop or Ctrl-C, short of `epochs`
         "message": trainer.message,
         "epochs_done": trainer.epochs_done,
         "metrics": {key: q.as_dict() for key, q in result.quality.items()},
@@ -220,6 +222,7 @@ def study_report(study: Study, results: list[PairResult], summary: dict, epochs:
             "engine": trainer.engine.name,
         },
         "status": trainer.status,
+        "stopped": trainer.status == STOPPED,
         "message": trainer.message,
         "epochs_done": trainer.epochs_done,
         "train_seconds": trainer.train_seconds,
@@ -286,5 +289,6 @@ def sweep_report(sweep: Sweep) -> dict:
             **sweep.study_settings,
         },
         "seed_reported": SEED_RESULTS,
+        "stopped": not sweep.done,  # the points of the values done so far
         "points": [asdict(point) for point in sweep.points],
     }
