@@ -3,6 +3,7 @@ rows, the full-dataset download panel, noticing that a browser session has gone 
 sweeps the pages keep (one typed shape each) trained live, with the step buttons that continue them."""
 
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ STUDY_EPOCHS = 2_000  # a study's default: about half a minute for 16 pairs on a
 # on a machine of two cores takes its time from the training.
 REPORT_EVERY_S = 0.45
 STEPS = (100, 1_000)  # the step buttons: continue the run by this many epochs
+MAX_LIVE_VIEWS = 2  # sessions of one server drawing their live views at once (_LiveViews)
 
 
 def through_the_app_navigation() -> None:
@@ -349,53 +351,61 @@ def _live(share_done: float):
 
 
 class _LiveViews:
-    """How many sessions of this server are drawing a live view now. The views are drawn in the
-    server's own interpreter (30 ms or so each for Mix & Train's, its charts most of it), so with many
-    at once each is drawn less often, keeping their sum near that of two sessions. With eight sessions
-    training (`pytest -s tests/test_browser_faults.py -k concurrent`), a new tab's first load took
-    4.7 and 7.0 s against 1.4 and 2.0 s idle while each redrew twice a second; 4.0 and 2.5 s against
-    1.7 and 1.8 s this way."""
+    """How many sessions of this server are training live now. Live views are drawn in the server's
+    own interpreter (30 ms or so each for Mix & Train's, its charts most of it); past MAX_LIVE_VIEWS
+    sessions they pause, the progress bars going on, so that the server keeps answering new visitors.
+    With eight sessions training (`pytest -s tests/test_browser_faults.py -k concurrent`), a new tab's
+    first load took 4.7 and 7.0 s against 1.4 and 2.0 s idle with every view redrawn twice a second;
+    10.4 and 3.3 s (against 2.0 and 2.1) with the views sharing two sessions' redraws, 2.5 and 9.6 s
+    (1.8 and 1.7) sharing one session's, and 2.4 and 3.5 s (2.3 and 2.3) with them paused."""
 
     _lock = threading.Lock()
-    drawing = 0
+    training = 0
 
     @classmethod
     @contextmanager
     def one_more(cls):
         with cls._lock:
-            cls.drawing += 1
+            cls.training += 1
         try:
             yield
         finally:
             with cls._lock:
-                cls.drawing -= 1
+                cls.training -= 1
 
     @classmethod
-    def every_s(cls) -> float:
-        return REPORT_EVERY_S * max(1.0, cls.drawing / 2)
+    def paused(cls) -> bool:
+        return cls.training > MAX_LIVE_VIEWS
 
 
 def _train_live(run: Run, target_epochs: int, draw_live: Callable, rate_unit: str, loss_label: str) -> None:
     """Train `run` up to `target_epochs` under a progress bar (rate, time left, loss) and a live view
-    `draw_live(run, progress, key_prefix)` redrawn about twice a second (less often while more than two
-    sessions draw one). The steps run in a child process, so that this server keeps answering other
-    sessions while many train."""
+    `draw_live(run, progress, key_prefix)` redrawn about twice a second (paused while more than
+    MAX_LIVE_VIEWS sessions of this server train). The steps run in a child process, so that this
+    server keeps answering other sessions while many train."""
     trainer = run.trainer
     run.target_epochs, run.stopped = target_epochs, False
     redraws = itertools.count()  # a key prefix per redraw: two identical charts would clash
-    drawn_at = -float("inf")
+    drawn_at, pause_said = -math.inf, False  # when the live view was last drawn
     with _live(trainer.epochs_done / target_epochs) as (bar, view), _LiveViews.one_more():
 
         def show(progress):
-            nonlocal drawn_at
+            nonlocal drawn_at, pause_said
             bar.progress(
                 min(progress.epoch / progress.target_epochs, 1.0),
                 text=f"Epoch {progress.epoch:,} / {progress.target_epochs:,} · "
                 f"{progress.epochs_per_second * trainer.k:,.0f} {rate_unit}/s · "
                 f"{progress.seconds_left:,.0f} s left · {loss_label} {progress.loss:.3e}",
             )
-            if time.monotonic() - drawn_at >= 0.9 * _LiveViews.every_s():  # reports come a little late
-                drawn_at = time.monotonic()
+            if _LiveViews.paused():
+                if not pause_said:
+                    view.caption(
+                        f"Live images paused while more than {MAX_LIVE_VIEWS} sessions train on this server, "
+                        "so that it keeps answering; the results come as usual."
+                    )
+                    pause_said = True
+            elif time.monotonic() - drawn_at >= 0.9 * REPORT_EVERY_S:  # reports come a little late
+                drawn_at, pause_said = time.monotonic(), False
                 with view.container():
                     draw_live(run, progress, f"live_{next(redraws)}_")
 

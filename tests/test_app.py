@@ -163,6 +163,15 @@ def test_mix_and_train_draws_the_images_scores_and_both_charts_while_it_trains(l
     assert [m.value for m in at.metric[:10]] == [value for _, value, _ in shown_metrics(first.result().quality)]
 
 
+def test_live_views_pause_while_more_sessions_train_than_the_server_draws_for(live_views_kept, monkeypatch):
+    monkeypatch.setattr(app_widgets._LiveViews, "training", app_widgets.MAX_LIVE_VIEWS)  # as if others train
+    at = train(open_app(epochs=3000))
+    assert not at.exception and "Results after 3,000 epochs" in at.subheader[0].value
+    assert chart_titles(at) == ["Training loss (MSE)", "Un-mixed images against their originals"]  # the results'
+    assert [c.value for c in at.caption if c.value.startswith("Live images paused")]
+    assert app_widgets._LiveViews.training == app_widgets.MAX_LIVE_VIEWS  # this session's count given back
+
+
 def test_the_timeline_slider_shows_the_images_and_scores_of_the_epoch_it_picks():
     at = train(open_app(epochs=300))
     run = at.session_state["run"]
