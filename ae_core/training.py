@@ -291,7 +291,11 @@ class BatchTrainer:
         elapsed = time.perf_counter() - started_at
         rate = (self.epochs_done - start) / elapsed if elapsed > 0 else 0.0
         loss = torch.nanmedian(self.losses[-1]).item()
-        on_progress(Progress(self.epochs_done, target_epochs, loss, rate, self._watched_outputs()))
+        # The newest frame, where it was taken at this epoch (at the end of every call, and at each frame
+        # epoch), holds these very outputs: no second forward pass for them.
+        newest = self.timeline.frames[-1] if self.timeline.frames else None
+        outputs = newest.outputs if newest and newest.epoch == self.epochs_done else self._watched_outputs()
+        on_progress(Progress(self.epochs_done, target_epochs, loss, rate, outputs))
 
     # -- training elsewhere (worker.py trains a copy in a child process) ------------------------------
     def snapshot(self) -> dict:
