@@ -331,6 +331,41 @@ class BatchTrainer:
         self.train_seconds, self._kept_weights = snapshot["train_seconds"], dict(snapshot["kept_weights"])
         self.timeline = snapshot["timeline"].copy()
 
+    # -- kept elsewhere (store.py writes it to disk) ----------------------------------------------------
+    def saved_state(self) -> dict:
+        """Everything this trainer learned as plain tensors, numbers and strings (what `torch.load`
+        reads with `weights_only=True`): `load_saved_state` on a trainer of the same settings puts it
+        back, and training then goes on exactly as it would have here."""
+        with self._engine_lock:
+            snapshot = self.snapshot()
+            params, exp_avg, exp_avg_sq = (tensor.cpu().clone() for tensor in self.engine.state_tensors())
+            frames = snapshot.pop("timeline").frames
+            return {
+                **snapshot,
+                "losses": self.losses.clone(),
+                "params": params,
+                "exp_avg": exp_avg,
+                "exp_avg_sq": exp_avg_sq,
+                "frame_epochs": [frame.epoch for frame in frames],
+                "frame_outputs": [frame.outputs for frame in frames],
+            }
+
+    def load_saved_state(self, state: dict) -> None:
+        with self._engine_lock:
+            buffers = self.engine.state_tensors()
+            saved = (state["params"], state["exp_avg"], state["exp_avg_sq"])
+            if [tuple(b.shape) for b in buffers] != [tuple(s.shape) for s in saved]:
+                raise ValueError(
+                    f"a saved state of {tuple(saved[0].shape)} weights does not fit this trainer's "
+                    f"{tuple(buffers[0].shape)}"
+                )
+            for buffer, values in zip(buffers, saved):
+                buffer.copy_(values)
+            self.losses = state["losses"].clone()
+            frames = [Frame(epoch, outputs) for epoch, outputs in zip(state["frame_epochs"], state["frame_outputs"])]
+            snapshot_keys = set(self.snapshot()) - {"timeline"}
+            self.restore({**{key: state[key] for key in snapshot_keys}, "timeline": Timeline(frames)})
+
     def reconstructions(self) -> torch.Tensor:
         """Each network's output for its training image, (K, 3, 32, 32) on the CPU, unclamped."""
         with self._engine_lock, one_cpu_thread():

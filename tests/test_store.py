@@ -1,0 +1,201 @@
+"""The run store: what goes in comes back, training goes on bit for bit, and no fault loses more than one run."""
+
+import io
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+from PIL import Image
+
+from ae_core import Experiment, load_pair, store
+from ae_core.data import MNIST, sample_from_upload
+from ae_core.study import Study
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return store.RunStore(tmp_path / "runs.sqlite")
+
+
+def trained_pair(epochs: int = 30, seed: int = 0, lr: float = 1e-3) -> Experiment:
+    experiment = Experiment(*load_pair("sample", 3, 0), lr=lr, seed=seed)
+    experiment.train(epochs)
+    return experiment
+
+
+def test_a_stored_run_comes_back_whole_and_trains_on_bit_for_bit(runs):
+    uninterrupted, stopped = trained_pair(), trained_pair()
+    uninterrupted.train(50)  # the Stop's epoch is a frame of the stored run's timeline and not of this one's
+    stored = runs.put(stopped, target_epochs=100)
+    assert stored.settings == store.settings_of(stopped) and stored.id == store.run_id(stored.settings)
+    assert (stored.epochs, stored.target_epochs, stored.status) == (30, 100, "finished")
+    (result,) = stopped.results()
+    assert stored.scores["mnist_psnr"] == result.quality["mnist"].psnr
+    assert stored.scores["cifar_ssim"] == result.quality["cifar"].ssim
+
+    loaded = runs.load(runs.find(stored.settings))
+    before, after = stopped.trainer.saved_state(), loaded.trainer.saved_state()
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, after[key]), key
+        elif key == "frame_outputs":
+            assert all(torch.equal(a, b) for a, b in zip(value, after[key]))
+        else:
+            assert value == after[key], key
+    loaded.train(200)
+    uninterrupted.train(200)
+    assert torch.equal(loaded.trainer.losses, uninterrupted.trainer.losses)
+    assert torch.equal(loaded.trainer.engine.params, uninterrupted.trainer.engine.params)
+
+
+def test_a_study_comes_back_and_trains_on_bit_for_bit(runs):
+    study = Study("sample", 3, seed=2)
+    study.train(20)
+    loaded = runs.load(runs.put(study, 20))
+    study.train(40)
+    loaded.train(40)
+    assert loaded.indices == study.indices
+    assert torch.equal(loaded.trainer.losses, study.trainer.losses)
+
+
+def test_the_same_settings_replace_their_row_and_the_newest_training_comes_first(runs):
+    first = runs.put(trained_pair(10), 10)
+    runs.put(trained_pair(10, seed=1), 10)
+    again = runs.put(trained_pair(20), 20)
+    assert again.id == first.id
+    assert [(run.settings["seed"], run.epochs) for run in runs.runs()] == [(0, 20), (1, 10)]
+
+
+def test_past_the_cap_the_least_recently_used_runs_go_first(tmp_path):
+    one_run = store.RunStore(tmp_path / "probe.sqlite").put(trained_pair(2), 2).bytes
+    runs = store.RunStore(tmp_path / "runs.sqlite", cap_mb=3.5 * one_run / 1e6)
+    oldest, least_recently_used, _ = (runs.put(trained_pair(2, seed=seed), 2) for seed in range(3))
+    runs.load(oldest)  # now the most recently used
+    runs.put(trained_pair(2, seed=3), 2)
+    assert {run.settings["seed"] for run in runs.runs()} == {0, 2, 3}
+    assert least_recently_used.id not in {run.id for run in runs.runs()}
+
+
+def test_a_run_larger_than_the_whole_cap_is_refused_with_its_size(tmp_path):
+    runs = store.RunStore(tmp_path / "runs.sqlite", cap_mb=1)
+    with pytest.raises(store.NotKept, match=r"larger than the run store's cap of 1 MB"):
+        runs.put(trained_pair(2), 2)
+    assert runs.on and runs.runs() == []
+
+
+def test_uploads_and_diverged_runs_are_never_kept(runs):
+    png = io.BytesIO()
+    Image.new("L", (28, 28), 128).save(png, "PNG")
+    uploaded = Experiment(sample_from_upload(png.getvalue(), MNIST), load_pair("sample", 3, 0)[1])
+    uploaded.train(2)
+    with pytest.raises(store.NotKept, match="uploaded images"):
+        runs.put(uploaded, 2)
+    diverged = trained_pair(5, lr=1e30)
+    assert diverged.trainer.status == "diverged"
+    with pytest.raises(store.NotKept, match="did not diverge"):
+        runs.put(diverged, 5)
+    assert runs.runs() == []
+
+
+def test_eight_threads_storing_at_once_lose_nothing(runs):
+    jobs = [trained_pair(2, seed=seed) for seed in range(8)]
+    threads = [threading.Thread(target=runs.put, args=(job, 2)) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert runs.on, runs.problem
+    assert sorted(run.settings["seed"] for run in runs.runs()) == list(range(8))
+
+
+_WRITE_FOREVER = """
+import sys
+from ae_core import Experiment, load_pair, store
+runs = store.RunStore(sys.argv[1])
+for seed in range(100, 10_000):
+    experiment = Experiment(*load_pair("sample", 1, 1), seed=seed)
+    experiment.train(1)
+    runs.put(experiment, 1)
+    print(seed, flush=True)
+"""
+
+
+def test_a_process_killed_while_it_writes_loses_that_run_only(runs):
+    kept = [runs.put(trained_pair(3, seed=seed), 3) for seed in range(2)]
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITE_FOREVER, str(runs.path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    for _ in range(3):  # a few writes done: it is now somewhere in the middle of another
+        writer.stdout.readline()
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    reopened = store.RunStore(runs.path)
+    assert reopened.on and not reopened.notice
+    with sqlite3.connect(runs.path) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    listed = reopened.runs()
+    assert {run.id for run in kept} <= {run.id for run in listed} and len(listed) >= 5
+    for run in listed:
+        assert reopened.load(run).trainer.epochs_done == run.epochs
+
+
+@pytest.mark.parametrize(
+    "damage, why",
+    [
+        (lambda path: path.write_bytes(b"these are not the runs you are looking for" * 100), "unreadable"),
+        (lambda path: sqlite3.connect(path).execute("CREATE TABLE photos (x)").connection.commit(), "not a run store"),
+        (
+            lambda path: sqlite3.connect(path).execute("UPDATE schema_version SET version = 99").connection.commit(),
+            "schema version 99",
+        ),
+    ],
+    ids=["corrupt", "foreign", "newer schema"],
+)
+def test_a_file_that_is_not_this_store_is_moved_aside_and_a_fresh_store_started(tmp_path, damage, why):
+    path = tmp_path / "runs.sqlite"
+    if "schema" in why:
+        store.RunStore(path).put(trained_pair(2), 2)
+    damage(path)
+    runs = store.RunStore(path)
+    assert runs.on and why in runs.notice and "moved aside" in runs.notice
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("runs.sqlite.") and p.name.endswith(".aside")]
+    assert len(aside) == 1
+    assert runs.runs() == []
+    assert runs.put(trained_pair(2), 2) is not None
+
+
+def test_a_folder_that_cannot_be_written_turns_the_store_off_and_says_why(tmp_path):
+    (tmp_path / "a file").write_text("")
+    runs = store.RunStore(tmp_path / "a file" / "runs.sqlite")
+    assert not runs.on and "Runs are not being kept" in runs.problem
+    assert runs.put(trained_pair(2), 2) is None and runs.runs() == [] and runs.find({"kind": "pair"}) is None
+
+
+def test_a_full_disk_turns_the_store_off_and_keeps_what_it_had(runs, monkeypatch):
+    kept = runs.put(trained_pair(2), 2)
+    connect = store.RunStore._connect
+
+    def nearly_full(self):
+        connection = connect(self)
+        connection.execute("PRAGMA max_page_count = 10")
+        return connection
+
+    monkeypatch.setattr(store.RunStore, "_connect", nearly_full)
+    assert runs.put(trained_pair(2, seed=1), 2) is None
+    assert "full" in runs.problem
+    monkeypatch.undo()
+    assert [run.id for run in store.RunStore(runs.path).runs()] == [kept.id]
+
+
+def test_the_cap_comes_from_the_environment_and_zero_turns_the_store_off(monkeypatch, tmp_path):
+    monkeypatch.setenv("AE_STORE_MB", "0")
+    assert not store.RunStore(tmp_path / "runs.sqlite").on
+    monkeypatch.setenv("AE_STORE_MB", "lots")
+    with pytest.raises(ValueError, match="AE_STORE_MB"):
+        store.cap_mb_from_environment()
