@@ -1,4 +1,9 @@
-"""Command line: `python -m ae_core run|study|sweep|bench ...`. Bad input ends with one line on stderr and exit 2.
+"""Command line: `python -m ae_core run|study|sweep|bench|runs ...`. Bad input ends with one line on stderr
+and exit 2.
+
+`run` and `study` keep what they train in the run store (store.py; `--no-store` skips it) and print
+the run's id; a run already stored with the same settings and no more epochs than asked is continued
+from where it stopped, not trained again. `runs list|show|export|delete` reads the store.
 
 On a terminal, training shows a progress bar (tqdm: epochs, rate, time left, loss; none with `--quiet`
 or when stderr is not a terminal). Ctrl-C stops training at its next step and keeps what was learned:
@@ -12,10 +17,12 @@ import math
 import signal
 import sys
 from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
 
 from tqdm import tqdm
 
-from . import bench, data, native, reporting
+from . import bench, data, native, reporting, store
 from .experiment import Experiment
 from .mixing import SEED_ALPHA
 from .reference import SEED_EPOCHS, SEED_LR
@@ -83,6 +90,14 @@ def _add_training_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_store_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--no-store",
+        action="store_true",
+        help="neither continue a stored run of these settings nor store this one (the run store: $AE_DATA_DIR)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m ae_core", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -91,12 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mnist-index", type=int, required=True)
     run.add_argument("--cifar-index", type=int, required=True)
     _add_training_options(run)
+    _add_store_option(run)
     run.add_argument("--json", metavar="PATH", help="write settings, metrics and the loss history")
     run.add_argument("--save-images", metavar="PATH.npz", help="write the six images as float32 arrays")
 
     study = commands.add_parser("study", help="train K random pairs side by side; the seed's table as distributions")
     study.add_argument("--pairs", type=_pairs, required=True, help=f"how many pairs, 1 to {MAX_PAIRS}")
     _add_training_options(study)
+    _add_store_option(study)
     study.add_argument("--json", metavar="PATH", help="write settings, every pair's scores and the summary")
 
     sweep = commands.add_parser("sweep", help="the same pairs at several learning rates or epoch counts")
@@ -116,6 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="instead: a study of K pairs against the plain loop on the same pairs in turn",
     )
+    runs = commands.add_parser("runs", help="the run store: list, show, export or delete stored runs")
+    actions = runs.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    listing = actions.add_parser("list", help="every stored run, the newest first")
+    listing.add_argument("--json", action="store_true", help="as JSON instead of a table")
+    for action, description in (("show", "a run's settings and table"), ("delete", "remove a run from the store")):
+        actions.add_parser(action, help=description).add_argument("id", help="a run's id, or its first digits")
+    export = actions.add_parser("export", help="write the files the app offers for a run")
+    export.add_argument("id", help="a run's id, or its first digits")
+    export.add_argument("--out", required=True, metavar="DIR", help="the folder to write them to (made if missing)")
     return parser
 
 
@@ -199,10 +225,52 @@ def _where(trainer) -> str:
     return f"{where}\n{trainer.engine_note}" if trainer.engine_note else where
 
 
+def _stored_or_new(args, settings: dict, new_job):
+    """The run store (None with --no-store) and the job to train: the stored run of `settings` where
+    it has no more epochs than asked, else `new_job()`."""
+    if args.no_store:
+        return None, new_job()
+    runs = store.RunStore()
+    found = runs.find(settings)
+    if found is not None and found.epochs <= args.epochs:
+        job = runs.load(found)
+        if job is not None:
+            print(f"Continuing stored run {found.id} from epoch {found.epochs}")
+            return runs, job
+    if found is not None:
+        print(
+            f"Run {found.id} of these settings is stored at {found.epochs} epochs, more than asked: "
+            "training afresh, not storing."
+        )
+        return None, new_job()
+    if runs.problem:
+        print(runs.problem, file=sys.stderr)
+    return runs, new_job()
+
+
+def _keep(runs: "store.RunStore | None", job, target_epochs: int, results) -> None:
+    if runs is None:
+        return
+    try:
+        stored = runs.put(job, target_epochs, results)
+    except store.NotKept as why:
+        print(f"Not stored: {why}.")
+        return
+    if stored is None:
+        print(runs.problem, file=sys.stderr)
+    else:
+        print(f"Stored as run {stored.id} in {runs.path}")
+
+
 def _run(args, terminal: _Terminal) -> str:
     _download_if_asked(args)
     mnist, cifar = data.load_pair(args.source, args.mnist_index, args.cifar_index)
-    experiment = Experiment(mnist, cifar, alpha=args.alpha, lr=args.lr, seed=args.seed, engine=args.engine)
+    settings = store.pair_settings(args.source, mnist.index, cifar.index, args.alpha, args.lr, args.seed, args.engine)
+    runs, experiment = _stored_or_new(
+        args,
+        settings,
+        lambda: Experiment(mnist, cifar, alpha=args.alpha, lr=args.lr, seed=args.seed, engine=args.engine),
+    )
     print(
         f"Training on the mix of {mnist.caption} and {cifar.caption} (alpha {args.alpha:g}) for "
         f"{args.epochs} epochs, lr {args.lr:g}, seed {args.seed}, {_where(experiment.trainer)}"
@@ -210,27 +278,37 @@ def _run(args, terminal: _Terminal) -> str:
     with terminal.training():
         status = experiment.train(args.epochs, on_progress=terminal.progress("run"), should_stop=terminal.should_stop)
     result = experiment.result()
-    trainer = experiment.trainer
-    print(
-        f"{status}: {trainer.epochs_done} epochs in {trainer.train_seconds:.1f} s, "
-        f"final loss {trainer.loss_history[-1]:.3g}"
-        if trainer.loss_history
-        else status
-    )
-    if trainer.message:
-        print(trainer.message)
-    print(reporting.format_table(result))
+    _print_pair(experiment, result)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(reporting.report(experiment, result, args.epochs), out, indent=1)
     if args.save_images:
         reporting.save_images(args.save_images, result)
+    _keep(runs, experiment, args.epochs, [result])
     return status
+
+
+def _print_pair(experiment: Experiment, result) -> None:
+    trainer = experiment.trainer
+    print(
+        f"{trainer.status}: {trainer.epochs_done} epochs in {trainer.train_seconds:.1f} s, "
+        f"final loss {trainer.loss_history[-1]:.3g}"
+        if trainer.loss_history
+        else trainer.status
+    )
+    if trainer.message:
+        print(trainer.message)
+    print(reporting.format_table(result))
 
 
 def _study(args, terminal: _Terminal) -> str:
     _download_if_asked(args)
-    study = Study(args.source, args.pairs, alpha=args.alpha, lr=args.lr, seed=args.seed, engine=args.engine)
+    settings = store.study_settings(args.source, args.pairs, args.alpha, args.lr, args.seed, args.engine)
+    runs, study = _stored_or_new(
+        args,
+        settings,
+        lambda: Study(args.source, args.pairs, alpha=args.alpha, lr=args.lr, seed=args.seed, engine=args.engine),
+    )
     print(
         f"Training {args.pairs} pairs from the {args.source} source side by side for {args.epochs} epochs, "
         f"lr {args.lr:g}, alpha {args.alpha:g}, seed {args.seed}, {_where(study.trainer)}"
@@ -239,16 +317,20 @@ def _study(args, terminal: _Terminal) -> str:
         status = study.train(
             args.epochs, on_progress=terminal.progress(f"{args.pairs} pairs"), should_stop=terminal.should_stop
         )
-    print(f"{status}: {study.trainer.epochs_done} epochs in {study.trainer.train_seconds:.1f} s")
-    if study.trainer.message:
-        print(study.trainer.message)
     results = study.results()
-    summary = summarize(results)
-    print(reporting.format_study_table(summary, len(results)))
+    _print_study(study, results)
     if args.json:
         with open(args.json, "w") as out:
-            json.dump(reporting.study_report(study, results, summary, args.epochs), out, indent=1)
+            json.dump(reporting.study_report(study, results, summarize(results), args.epochs), out, indent=1)
+    _keep(runs, study, args.epochs, results)
     return status
+
+
+def _print_study(study: Study, results) -> None:
+    print(f"{study.trainer.status}: {study.trainer.epochs_done} epochs in {study.trainer.train_seconds:.1f} s")
+    if study.trainer.message:
+        print(study.trainer.message)
+    print(reporting.format_study_table(summarize(results), len(results)))
 
 
 def _sweep(args, terminal: _Terminal) -> str:
@@ -292,9 +374,51 @@ def _bench(args, terminal: _Terminal) -> None:
         print(bench.format_speed(bench.compare_speed(args.epochs, args.rounds)))
 
 
+def _runs(args, terminal: _Terminal) -> None:
+    runs = store.RunStore()
+    if runs.notice:
+        print(runs.notice, file=sys.stderr)
+    if runs.problem:
+        raise OSError(runs.problem)
+    if args.action == "list":
+        listed = runs.runs()
+        if args.json:
+            print(json.dumps([asdict(run) for run in listed], indent=1))
+        else:
+            print(reporting.format_runs_table(listed) if listed else f"No runs stored in {runs.path}")
+        return
+    run = runs.get(args.id)
+    if run is None:
+        raise ValueError(f"no stored run has an id beginning with {args.id!r} (python -m ae_core runs list)")
+    if args.action == "delete":
+        runs.delete(run)
+        print(f"Deleted run {run.id}")
+        return
+    job = runs.load(run)
+    if args.action == "show":
+        print(f"Run {run.id}, trained {reporting.when(run.trained_at)}: {json.dumps(run.settings)}")
+        if run.kind == "study":
+            _print_study(job, job.results())
+        else:
+            _print_pair(job, job.result())
+        return
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = job.results()
+    files = (
+        reporting.study_files(job, results, run.target_epochs)
+        if run.kind == "study"
+        else reporting.pair_files(job, results[0], run.target_epochs)
+    )
+    for file in files:
+        content = file.make()
+        (out / file.name).write_bytes(content.encode() if isinstance(content, str) else content)
+        print(out / file.name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"run": _run, "study": _study, "sweep": _sweep, "bench": _bench}[args.command]
+    command = {"run": _run, "study": _study, "sweep": _sweep, "bench": _bench, "runs": _runs}[args.command]
     terminal = _Terminal(getattr(args, "quiet", True))
     try:
         with terminal.handling_ctrl_c():

@@ -2,7 +2,9 @@
 
 import io
 import json
-from dataclasses import asdict
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .experiment import Experiment, PairResult
-from .study import SCORES, Study
+from .study import SCORES, Study, summarize
 from .sweep import SWEEPABLE, Sweep
 from .training import STOPPED
 
@@ -143,6 +145,55 @@ def timeline_gif(frames: list[tuple[int, PairResult]], scale: int = 4, gap: int 
     durations = [200] * (len(pictures) - 1) + [3000]
     pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class FileToSave:
+    """A file the app offers and `runs export` writes, made only when asked for."""
+
+    label: str
+    name: str
+    mime: str
+    make: Callable[[], bytes | str]
+
+
+def frame_results(experiment: Experiment) -> list[tuple[int, PairResult]]:
+    """(epoch, results) at each frame of the experiment's timeline."""
+    return [(frame.epoch, experiment.result(frame.outputs[0])) for frame in experiment.trainer.timeline.frames]
+
+
+def pair_files(
+    experiment: Experiment,
+    result: PairResult,
+    target_epochs: int,
+    scored_frames: Callable[[], list[tuple[int, PairResult]]] | None = None,
+) -> list[FileToSave]:
+    """A run's images, timeline, losses, report and weights; `scored_frames` gives the timeline's
+    frames scored, where the caller keeps them scored already."""
+    trainer = experiment.trainer
+
+    def weights() -> bytes:
+        buffer = io.BytesIO()
+        torch.save(trainer.state_dict(), buffer)
+        return buffer.getvalue()
+
+    return [
+        FileToSave("Images (PNG)", "images.png", "image/png", lambda: image_row_png(result)),
+        FileToSave(
+            "Timeline (GIF)",
+            "timeline.gif",
+            "image/gif",
+            lambda: timeline_gif((scored_frames or (lambda: frame_results(experiment)))()),
+        ),
+        FileToSave("Loss history (CSV)", "loss.csv", "text/csv", lambda: loss_csv(trainer.loss_history)),
+        FileToSave(
+            "Report (JSON)",
+            "report.json",
+            "application/json",
+            lambda: json.dumps(report(experiment, result, target_epochs), indent=1),
+        ),
+        FileToSave("Weights (.pt)", "autoencoder_state_dict.pt", "application/octet-stream", weights),
+    ]
 
 
 # -- studies -------------------------------------------------------------------------------------------
@@ -292,3 +343,46 @@ def sweep_report(sweep: Sweep) -> dict:
         "stopped": not sweep.done,  # the points of the values done so far
         "points": [asdict(point) for point in sweep.points],
     }
+
+
+def study_files(study: Study, results: list[PairResult], target_epochs: int) -> list[FileToSave]:
+    """A study's table of pairs and its report."""
+    return [
+        FileToSave("Pairs (CSV)", "study_pairs.csv", "text/csv", lambda: study_csv(pair_rows(study, results))),
+        FileToSave(
+            "Report (JSON)",
+            "study_report.json",
+            "application/json",
+            lambda: json.dumps(study_report(study, results, summarize(results), target_epochs), indent=1),
+        ),
+    ]
+
+
+# -- the run store -------------------------------------------------------------------------------------
+def when(unix_time: float) -> str:
+    """A time as people read it here: local, to the minute."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(unix_time))
+
+
+def run_what(settings: dict) -> str:
+    """A stored run's data in a few words: "sample 3 + 0" or "16 pairs of sample"."""
+    if settings["kind"] == "study":
+        return f"{settings['pairs']} pairs of {settings['source']}"
+    return f"{settings['source']} {settings['mnist_index']} + {settings['cifar_index']}"
+
+
+def format_runs_table(runs: list) -> str:
+    """Stored runs as a plain-text table, one line each (PSNR and SSIM: a study's medians)."""
+    lines = [
+        f"{'id':<12}  {'kind':<5}  {'data':<22} {'epochs':>7} {'lr':>8} {'alpha':>5} {'seed':>5}  "
+        f"{'PSNR M':>7} {'SSIM M':>7} {'PSNR C':>7} {'SSIM C':>7}  trained"
+    ]
+    for run in runs:
+        settings, scores = run.settings, run.scores
+        lines.append(
+            f"{run.id:<12}  {run.kind:<5}  {run_what(settings):<22} {run.epochs:>7} {settings['lr']:>8.3g} "
+            f"{settings['alpha']:>5.2f} {settings['seed']:>5}  {scores['mnist_psnr']:>7.2f} "
+            f"{scores['mnist_ssim']:>7.4f} {scores['cifar_psnr']:>7.2f} {scores['cifar_ssim']:>7.4f}  "
+            f"{when(run.trained_at)}"
+        )
+    return "\n".join(lines)

@@ -1,7 +1,5 @@
 """Batch study: the seed's experiment over many random pairs, trained side by side."""
 
-import json
-
 import streamlit as st
 
 from ae_core import charts, reporting
@@ -85,10 +83,9 @@ def show_results(run: Run) -> None:
             f"{cifar.ssim:.4f}"
         )
         picture_row(result.images())
-    report = reporting.study_report(study, results, summary, run.target_epochs)
-    left, right, _ = st.columns([1, 1, 3])
-    left.download_button("Pairs (CSV)", reporting.study_csv(rows), "study_pairs.csv", "text/csv")
-    right.download_button("Report (JSON)", json.dumps(report, indent=1), "study_report.json", "application/json")
+    files = reporting.study_files(study, results, run.target_epochs)
+    for column, file in zip(st.columns([1, 1, 3]), files):
+        column.download_button(file.label, file.make, file.name, file.mime, on_click="ignore")
 
 
 # -- page --------------------------------------------------------------------------------------------

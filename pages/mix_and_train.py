@@ -1,12 +1,9 @@
 """Mix & Train: pick a pair, watch the autoencoder learn their mix, compare what comes back."""
 
 import hashlib
-import io
-import json
 import random
 
 import streamlit as st
-import torch
 
 from ae_core import charts, data, reporting
 from ae_core.data import CIFAR10, MNIST, DataUnavailable
@@ -196,33 +193,14 @@ def timeline_view(run: Run) -> None:
 
 
 def show_result(run: Run) -> None:
-    experiment, (result,) = run.job, run.results()
-    trainer = run.trainer
-    st.subheader(f"Results after {trainer.epochs_done:,} epochs")
+    (result,) = run.results()
+    st.subheader(f"Results after {run.trainer.epochs_done:,} epochs")
     timeline_view(run)
-    history, target_epochs = trainer.loss_history, run.target_epochs
-
-    def weights() -> bytes:
-        buffer = io.BytesIO()
-        torch.save(trainer.state_dict(), buffer)
-        return buffer.getvalue()
-
     # Each file is made when its button is clicked (Streamlit runs `data` then, on a thread of its
     # own), not at every rerun: together they took a rerun's time, the weights' torch.save most.
-    downloads = [
-        ("Images (PNG)", lambda: reporting.image_row_png(result), "images.png", "image/png"),
-        ("Timeline (GIF)", lambda: reporting.timeline_gif(run.frame_results()), "timeline.gif", "image/gif"),
-        ("Loss history (CSV)", lambda: reporting.loss_csv(history), "loss.csv", "text/csv"),
-        (
-            "Report (JSON)",
-            lambda: json.dumps(reporting.report(experiment, result, target_epochs), indent=1),
-            "report.json",
-            "application/json",
-        ),
-        ("Weights (.pt)", weights, "autoencoder_state_dict.pt", "application/octet-stream"),
-    ]
-    for column, (label, make_file, file_name, mime) in zip(st.columns(len(downloads)), downloads):
-        column.download_button(label, make_file, file_name, mime, on_click="ignore")
+    files = reporting.pair_files(run.job, result, run.target_epochs, run.frame_results)
+    for column, file in zip(st.columns(len(files)), files):
+        column.download_button(file.label, file.make, file.name, file.mime, on_click="ignore")
 
 
 # -- page --------------------------------------------------------------------------------------------

@@ -223,6 +223,7 @@ def test_ctrl_c_stops_at_the_next_step_keeps_what_was_learned_and_exits_130(tmp_
     assert out.splitlines()[1].startswith(f"stopped: {saved['epochs_done']} epochs")
     assert ("seed SSIM" if command == "run" else "mean ± std") in out  # the table so far
     assert "Stopping at the next step" in errors and "Traceback" not in errors
+    assert "Stored as run" in out  # and a later run of these settings continues it
 
 
 def test_a_second_ctrl_c_ends_at_once_without_a_traceback():
@@ -257,3 +258,47 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_or_quiet_none(tmp_path):
     for quiet in ([], ["--quiet"]):
         done = run_cli("run", "--mnist-index", "0", "--cifar-index", "0", "--epochs", "200", *quiet)
         assert done.returncode == 0 and "epoch/s" not in done.stderr and "/200" not in done.stderr
+
+
+def test_a_stored_run_continues_in_a_new_process_as_if_it_had_never_stopped(tmp_path):
+    pair = ["run", "--mnist-index", "3", "--cifar-index", "0"]
+    first = run_cli(*pair, "--epochs", "40")
+    assert first.returncode == 0, first.stderr
+    run_id = first.stdout.split("Stored as run ")[1].split()[0]
+    continued, uninterrupted = tmp_path / "continued.json", tmp_path / "uninterrupted.json"
+    second = run_cli(*pair, "--epochs", "90", "--json", str(continued))
+    assert f"Continuing stored run {run_id} from epoch 40" in second.stdout
+    assert run_cli(*pair, "--epochs", "90", "--no-store", "--json", str(uninterrupted)).returncode == 0
+    assert json.loads(continued.read_text())["loss_history"] == json.loads(uninterrupted.read_text())["loss_history"]
+    shorter = run_cli(*pair, "--epochs", "20")
+    assert "stored at 90 epochs, more than asked: training afresh, not storing" in shorter.stdout
+    assert "20 epochs" in shorter.stdout and "Stored as run" not in shorter.stdout
+
+
+def test_runs_lists_shows_exports_and_deletes_what_run_and_study_stored(tmp_path):
+    assert run_cli("run", "--mnist-index", "1", "--cifar-index", "2", "--epochs", "30").returncode == 0
+    assert run_cli("study", "--pairs", "2", "--epochs", "20", "--seed", "4").returncode == 0
+    listed = json.loads(run_cli("runs", "list", "--json").stdout)
+    assert [(run["settings"]["kind"], run["epochs"]) for run in listed] == [("study", 20), ("pair", 30)]
+    table = run_cli("runs", "list").stdout
+    assert listed[0]["id"] in table and "2 pairs of sample" in table and "sample 1 + 2" in table
+
+    pair_id, study_id = listed[1]["id"], listed[0]["id"]
+    shown = run_cli("runs", "show", pair_id[:6])
+    assert shown.returncode == 0 and "seed SSIM" in shown.stdout and '"mnist_index": 1' in shown.stdout
+    assert "mean ± std" in run_cli("runs", "show", study_id).stdout
+
+    out = tmp_path / "export"
+    assert run_cli("runs", "export", pair_id, "--out", str(out)).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["images.png", "timeline.gif", "loss.csv", "report.json", "autoencoder_state_dict.pt"]
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["epochs_done"] == 30 and report["settings"]["cifar_index"] == 2
+    assert run_cli("runs", "export", study_id, "--out", str(tmp_path / "study")).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "study").iterdir()) == ["study_pairs.csv", "study_report.json"]
+
+    assert f"Deleted run {pair_id}" in run_cli("runs", "delete", pair_id).stdout
+    missing = run_cli("runs", "show", pair_id)
+    assert missing.returncode == 2 and "no stored run has an id beginning with" in missing.stderr
+    assert "Traceback" not in missing.stderr
