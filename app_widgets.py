@@ -1,6 +1,7 @@
-"""Streamlit pieces shared by the pages: entering through the app's navigation, the settings form, image
-rows, the full-dataset download panel, noticing that a browser session has gone away, and the runs and
-sweeps the pages keep (one typed shape each) trained live, with the step buttons that continue them."""
+"""Streamlit pieces shared by the pages: entering through the app's navigation, settings read from and
+written to the page's link, the settings form, image rows, the full-dataset download panel, noticing
+that a browser session has gone away, and the runs and sweeps the pages keep (one typed shape each)
+trained live, with the step buttons that continue them, and kept in the run store."""
 
 import itertools
 import math
@@ -16,7 +17,7 @@ from streamlit import runtime
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import StopException, get_script_run_ctx
 
-from ae_core import data, reporting
+from ae_core import data, reporting, store
 from ae_core.data import DataUnavailable
 from ae_core.experiment import Experiment, PairResult
 from ae_core.mixing import SEED_ALPHA, check_alpha
@@ -58,6 +59,91 @@ def as_sentence(error: ValueError) -> str:
 def epoch_limit_problems(epochs) -> list[str]:
     """The app's own cap on epochs, below what ae_core accepts, as a sentence when it is passed."""
     return [f"Epochs must be at most {MAX_EPOCHS:,} here (got {int(epochs):,})."] if epochs > MAX_EPOCHS else []
+
+
+# -- the page's link ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LinkSetting:
+    """A setting carried in the page's address: the widget it fills, and how its text is read (raising
+    ValueError, in words, for a value that is malformed or out of range)."""
+
+    key: str
+    parse: Callable[[str], object]
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("not a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"not between {low:,} and {high:,}")
+        return value
+
+    return parse
+
+
+def checked_number(check: Callable[[float], float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("not a number") from None
+        return check(value)
+
+    return parse
+
+
+def one_of(choices) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"not one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+EPOCHS_IN_A_LINK = whole_number(1, MAX_EPOCHS)
+SEED_IN_A_LINK = whole_number(-(2**53), 2**53)  # what a number input holds exactly
+LR_IN_A_LINK = checked_number(check_lr)
+ALPHA_IN_A_LINK = checked_number(check_alpha)
+
+
+def settings_from_link(page: str, link: dict[str, LinkSetting]) -> None:
+    """On this page's first run in a session, put each setting of its address into its widget, in
+    the order of `link` (a parser may read what an earlier one set), and say in one message what was
+    ignored: unknown names, malformed or out-of-range values; those widgets keep their defaults."""
+    done_key = f"{page}_link_read"
+    if st.session_state.get(done_key):
+        return
+    st.session_state[done_key] = True
+    given = st.query_params.to_dict()
+    ignored = [f"“{name}” (not a setting of this page)" for name in given if name not in link]
+    for name, setting in link.items():
+        if name not in given:
+            continue
+        try:
+            st.session_state[setting.key] = setting.parse(given[name])
+        except (ValueError, DataUnavailable) as error:
+            ignored.append(f"{name}={given[name]!r} ({str(error).split(' (got')[0].rstrip('.')})")
+    if ignored:
+        st.warning(
+            f"Ignored in this link: {'; '.join(ignored)}. Those settings keep their defaults.",
+            icon=":material/link_off:",
+        )
+
+
+def settings_to_link(link: dict[str, LinkSetting], leave_out=()) -> None:
+    """Write the page's settings into its address (only when they changed: each write is a message to
+    the browser), so that the address bar is always a link to this experiment."""
+    wanted = {
+        name: repr(value) if isinstance(value, float) else str(value)
+        for name, setting in link.items()
+        if name not in leave_out and (value := st.session_state.get(setting.key)) is not None
+    }
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
 
 
 # ae_core's own check of each setting (the seed needs none): what the app refuses, it refuses with its words.
@@ -175,6 +261,8 @@ class Run:
     target_epochs: int = 0  # what the last Train asked for
     previous: "Run | None" = None  # the run shown before it, until this one has learned something
     stopped: bool = False  # by Stop (the page's or the toolbar's) or a closed tab, not by another click
+    loaded_from: store.StoredRun | None = None  # the run store's row, until this session trains it
+    not_kept: str = ""  # why the run store did not keep it, where it did not
     _scored: tuple[int, list[PairResult]] | None = None  # (epochs done, results) when last scored
     _frames_scored: dict[int, PairResult] = field(default_factory=dict)  # a timeline frame's epoch -> results
 
@@ -203,6 +291,66 @@ class Run:
             frame.epoch: self._frames_scored.get(frame.epoch) or self.job.result(frame.outputs[0]) for frame in frames
         }
         return list(self._frames_scored.items())
+
+
+# -- the run store -------------------------------------------------------------------------------------
+@st.cache_resource(show_spinner=False)
+def _run_store(path: str) -> store.RunStore:
+    return store.RunStore(path)
+
+
+def run_store() -> store.RunStore:
+    """This server's run store (one per data folder), its notices said once to each session."""
+    runs = _run_store(str(store.store_path()))
+    said = st.session_state.setdefault("store_messages_said", set())
+    for message in (runs.notice, runs.problem):
+        if message and message not in said:
+            st.warning(message, icon=":material/database:")
+            said.add(message)
+    return runs
+
+
+def open_stored(name: str, key: tuple, settings: dict | None) -> Run | None:
+    """The run store's run of `settings`, made the page's run kept under `name` (the one shown until
+    now becomes its `previous`); None where none is stored or its data cannot be loaded here."""
+    runs = run_store()
+    found = runs.find(settings) if settings is not None and runs.on else None
+    if found is None:
+        return None
+    try:
+        job = runs.load(found)
+    except DataUnavailable:
+        return None
+    if job is None:
+        return None
+    shown = shown_run(name)
+    if shown is not None:
+        shown.previous = None  # one earlier run is kept, not a chain of them
+    run = Run(key, job, found.target_epochs, shown, found.status == STOPPED, loaded_from=found)
+    st.session_state[name] = run
+    return run
+
+
+def stored_caption(run: Run) -> None:
+    """Where the shown run came from, when the run store had it, or why the store did not keep it."""
+    if run.loaded_from is not None:
+        st.caption(
+            f":material/database: From the run store: trained on {reporting.when(run.loaded_from.trained_at)} "
+            f"(run {run.loaded_from.id}); nothing was trained again. Train continues it."
+        )
+    elif run.not_kept:
+        st.caption(f":material/database_off: Not kept in the run store: {run.not_kept}.")
+
+
+def _keep(run: Run) -> None:
+    """Store `run` as it is now: called after every training, also one a Stop interrupted."""
+    run.loaded_from, run.not_kept = None, ""
+    if not run.trainer.epochs_done or run.trainer.status == DIVERGED:
+        return  # the page says why
+    try:
+        run_store().put(run.job, run.target_epochs, run.results())
+    except store.NotKept as why:
+        run.not_kept = str(why)
 
 
 def shown_run(name: str) -> Run | None:
@@ -320,15 +468,18 @@ def train_run(
 ) -> Run | None:
     """Continue the shown run if it was started with settings `key` and has not diverged, else start
     `Run(key, new_job())`; train it live, `draw_live(run, progress, key_prefix)` drawing what it has
-    learned at each report. Returns the run to show: a run that diverged at once says why and leaves
-    the one before it."""
+    learned at each report, and keep it in the run store. Returns the run to show: a run that diverged
+    at once says why and leaves the one before it."""
     run = shown_run(name)
     if not _continuable(run, key):
         if run is not None:
             run.previous = None  # one earlier run is kept, not a chain of them
         run = Run(key, new_job(), previous=run)
     st.session_state[name] = run
-    _train_live(run, target_epochs, draw_live, rate_unit, loss_label)
+    try:
+        _train_live(run, target_epochs, draw_live, rate_unit, loss_label)
+    finally:  # a Stop too: nothing learned is lost to a reload or a restart
+        _keep(run)
     shown = shown_run(name)
     if shown is not run:
         st.warning(run.trainer.message, icon=":material/warning:")

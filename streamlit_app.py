@@ -12,6 +12,7 @@ def main() -> None:
             st.Page("pages/mix_and_train.py", title="Mix & Train", icon=":material/model_training:", default=True),
             st.Page("pages/batch_study.py", title="Batch study", icon=":material/stacked_bar_chart:"),
             st.Page("pages/sweep.py", title="Sweep", icon=":material/tune:"),
+            st.Page("pages/runs.py", title="Runs", icon=":material/history:"),
             st.Page("pages/architecture.py", title="Architecture", icon=":material/account_tree:"),
             st.Page("pages/method.py", title="Method", icon=":material/functions:"),
         ]

@@ -15,6 +15,7 @@ from .reporting import DATASET_TITLES, METRIC_TITLES, SEED_KEYS, SEED_RESULTS
 
 INDIGO, INDIGO_BAND, SEED_RED, MARKER_GREY = "#4f46e5", "rgba(79, 70, 229, 0.18)", "#dc2626", "#6b7280"
 DATASET_COLOURS = {"mnist": INDIGO, "cifar": "#0d9488"}
+COMPARED_COLOURS = (INDIGO, "#0d9488", "#d97706", "#db2777")  # the Runs page compares four at most
 DATASET_BANDS = {INDIGO: INDIGO_BAND, "#0d9488": "rgba(13, 148, 136, 0.18)"}
 BOTH_DATASETS = "MNIST and CIFAR-10"
 BAND = "25th to 75th percentile"  # a study's loss band, one legend entry
@@ -134,6 +135,33 @@ def study_psnr_figure(
     return figure.update_layout(
         yaxis_type="linear", yaxis_title=METRIC_TITLES["psnr"], legend={"orientation": "h", "y": -0.3}
     )
+
+
+def compare_figures(
+    curves: dict[str, tuple[torch.Tensor, float]], max_points: int = 2000
+) -> tuple[go.Figure, go.Figure]:
+    """Runs overlaid: {name: (losses (epochs, pairs), alpha)} -> the loss against epoch, and the
+    un-mixed MNIST's PSNR from it (study_psnr_figure's formula); a study's line is its median."""
+    loss, psnr = go.Figure(), go.Figure()
+    for (name, (losses, alpha)), colour in zip(curves.items(), COMPARED_COLOURS):
+        epochs = sampled_epochs(len(losses), max_points)
+        median = torch.nanmedian(losses[[e - 1 for e in epochs]].double(), dim=1).values
+        for figure, values, number in ((loss, median, ".3e"), (psnr, 10 * torch.log10(alpha**2 / median), ".2f")):
+            figure.add_scatter(
+                x=epochs,
+                y=values.tolist(),
+                mode="lines",
+                name=name,
+                line={"color": colour, "width": 2},
+                hovertemplate=f"%{{y:{number}}}<extra>{name}</extra>",
+            )
+    _loss_layout(loss, "Training loss (MSE; a study's median)", None)
+    _loss_layout(psnr, "PSNR of the un-mixed MNIST, from the loss", None)
+    _seed_lines(psnr, "psnr")
+    for figure in (loss, psnr):
+        figure.update_layout(legend={"orientation": "h", "y": -0.3}, height=360)
+    psnr.update_layout(yaxis_type="linear", yaxis_title=METRIC_TITLES["psnr"])
+    return loss, psnr
 
 
 def score_figure(

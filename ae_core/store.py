@@ -281,14 +281,12 @@ class RunStore:
             raise NotKept("only runs that learned something and did not diverge are stored")
         if not self.on:
             return None
+        weights = job.trainer.engine.params
+        self._check_fits(3 * weights.numel() * weights.element_size())  # before writing 0.7 GB for nothing
         buffer = io.BytesIO()
         torch.save(job.trainer.saved_state(), buffer)
         state = buffer.getvalue()
-        if len(state) > self.cap_bytes:
-            raise NotKept(
-                f"its state ({len(state) / 1e6:,.0f} MB) is larger than the run store's cap of "
-                f"{self.cap_bytes / 1e6:,.0f} MB (AE_STORE_MB)"
-            )
+        self._check_fits(len(state))
         now = time.time()
         scores = _scores(results if results is not None else job.results())
         row = StoredRun(
@@ -322,6 +320,13 @@ class RunStore:
             return row
 
         return self._use(write, write=True)
+
+    def _check_fits(self, size: int) -> None:
+        if size > self.cap_bytes:
+            raise NotKept(
+                f"its state ({size / 1e6:,.0f} MB) is larger than the run store's cap of "
+                f"{self.cap_bytes / 1e6:,.0f} MB (AE_STORE_MB)"
+            )
 
     def _keep_under_cap(self, connection: sqlite3.Connection, kept: str) -> None:
         total = connection.execute("SELECT coalesce(sum(bytes), 0) FROM runs").fetchone()[0]

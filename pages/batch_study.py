@@ -2,22 +2,44 @@
 
 import streamlit as st
 
-from ae_core import charts, reporting
-from ae_core.study import Study, summarize
+from ae_core import charts, data, reporting, store
+from ae_core.study import MAX_PAIRS, Study, summarize
 from ae_core.training import Progress
 from app_widgets import (
+    ALPHA_IN_A_LINK,
+    EPOCHS_IN_A_LINK,
+    LR_IN_A_LINK,
+    SEED_IN_A_LINK,
     STUDY_EPOCHS,
+    LinkSetting,
     Run,
     dataset_source,
+    one_of,
+    open_stored,
     picture_row,
+    settings_from_link,
+    settings_to_link,
     shown_run,
     stop_button,
+    stored_caption,
     through_the_app_navigation,
     train_run,
     training_settings,
+    whole_number,
 )
 
+# The page's address is its study: these settings are read from it and written back to it.
+LINK = {
+    "source": LinkSetting("study_source", one_of(list(data.SOURCES))),
+    "pairs": LinkSetting("study_pairs", whole_number(1, MAX_PAIRS)),
+    "epochs": LinkSetting("study_epochs", EPOCHS_IN_A_LINK),
+    "lr": LinkSetting("study_lr", LR_IN_A_LINK),
+    "alpha": LinkSetting("study_alpha", ALPHA_IN_A_LINK),
+    "seed": LinkSetting("study_seed", SEED_IN_A_LINK),
+}
+
 through_the_app_navigation()
+settings_from_link("study", LINK)
 st.title("Batch study")
 st.caption(
     "One pair says little. Here K random (MNIST, CIFAR-10) pairs each get their own autoencoder, "
@@ -30,6 +52,7 @@ chosen, setting_problems = training_settings(
     "study_", STUDY_EPOCHS, seed_help="Draws the pairs and the initial weights", with_pairs=True
 )
 problems += setting_problems
+settings_to_link(LINK)
 go, stop, _ = st.columns([1, 1, 4])
 run_clicked = go.button("Run", key="study_run", type="primary", icon=":material/play_arrow:")
 stop_button(stop, "study", key="study_stop")
@@ -97,6 +120,11 @@ settings_key = (
 )
 
 
+if settings_key is not None and (run is None or run.key != settings_key):
+    settings = store.study_settings(source, chosen["pairs"], chosen["alpha"], chosen["lr"], chosen["seed"])
+    run = open_stored("study", settings_key, settings) or run
+
+
 def new_study() -> Study:
     return Study(source, int(chosen["pairs"]), alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
 
@@ -124,6 +152,7 @@ if run is not None:
         )
     if settings_key != run.key:
         st.caption("These results belong to the settings run earlier; press Run to study the current ones.")
+    stored_caption(run)
     show_results(run)
 else:
     st.info(

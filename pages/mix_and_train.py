@@ -5,31 +5,65 @@ import random
 
 import streamlit as st
 
-from ae_core import charts, data, reporting
+from ae_core import charts, data, reporting, store
 from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment, PairResult
 from ae_core.mixing import mix
 from ae_core.reference import SEED_EPOCHS
 from ae_core.training import DIVERGED, Progress
 from app_widgets import (
+    ALPHA_IN_A_LINK,
+    EPOCHS_IN_A_LINK,
+    LR_IN_A_LINK,
+    SEED_IN_A_LINK,
+    LinkSetting,
     Run,
     download_panel,
     forget_steps,
+    one_of,
+    open_stored,
     picture_row,
+    settings_from_link,
+    settings_to_link,
     shown_run,
     step_buttons,
     stepped_target,
     stop_button,
+    stored_caption,
     through_the_app_navigation,
     train_run,
     training_settings,
+    whole_number,
 )
 
 SOURCES = {**data.SOURCES, "upload": "Uploaded images"}
 LIVE_POINTS = 300  # a live loss curve's points, at most
 INDEX_KEYS = {MNIST: "mnist_index", CIFAR10: "cifar_index"}
 
+
+def index_in_a_link(dataset: str):
+    def parse(text: str) -> int:
+        source = st.session_state.get("source", "sample")
+        if source == "upload":
+            raise ValueError("uploaded images are never put in a link")
+        return whole_number(0, data.collection_size(dataset, source) - 1)(text)
+
+    return parse
+
+
+# The page's address is its experiment: these settings are read from it and written back to it.
+LINK = {
+    "source": LinkSetting("source", one_of(list(SOURCES))),
+    "mnist": LinkSetting(INDEX_KEYS[MNIST], index_in_a_link(MNIST)),
+    "cifar": LinkSetting(INDEX_KEYS[CIFAR10], index_in_a_link(CIFAR10)),
+    "epochs": LinkSetting("epochs", EPOCHS_IN_A_LINK),
+    "lr": LinkSetting("lr", LR_IN_A_LINK),
+    "alpha": LinkSetting("alpha", ALPHA_IN_A_LINK),
+    "seed": LinkSetting("seed", SEED_IN_A_LINK),
+}
+
 through_the_app_navigation()
+settings_from_link("mix", LINK)
 st.title("Mix & Train")
 st.caption(
     "An MNIST digit and a CIFAR-10 photo are averaged; a small autoencoder learns to reproduce "
@@ -208,6 +242,11 @@ problems: list[str] = []
 source = st.radio("Data source", list(SOURCES), format_func=SOURCES.get, key="source", horizontal=True)
 if source in ("train", "test"):
     download_panel(key="download")
+if source == "upload":
+    st.caption(
+        ":material/lock: Runs on uploaded images stay in this browser session: they are never written to "
+        "the run store, and the images are never put in the page's link."
+    )
 left, right = st.columns(2)
 with left:
     mnist = pick(MNIST, source, problems)
@@ -215,6 +254,7 @@ with right:
     cifar = pick(CIFAR10, source, problems)
 chosen, setting_problems = training_settings("", SEED_EPOCHS, seed_help="Initial weights")
 problems += setting_problems
+settings_to_link(LINK, leave_out=("mnist", "cifar") if source == "upload" else ())
 go, *steps, stop, _ = st.columns([1, 1, 1, 1, 2])
 train_clicked = go.button("Train", key="train", type="primary", icon=":material/play_arrow:")
 step_buttons(steps, "run")
@@ -231,6 +271,9 @@ if ready:
         hashlib.sha1(s.image.numpy().tobytes()).hexdigest() if s.source == "upload" else s.index for s in (mnist, cifar)
     ]
     pair_key = (source, *uploads, float(chosen["lr"]), int(chosen["seed"]), float(chosen["alpha"]))
+    if (run is None or run.key != pair_key) and source != "upload":
+        settings = store.pair_settings(source, mnist.index, cifar.index, chosen["alpha"], chosen["lr"], chosen["seed"])
+        run = open_stored("run", pair_key, settings) or run
     if run is None or run.key != pair_key:
         picture_row(
             {"mnist": mnist.image, "cifar": cifar.image, "mixed": mix(mnist.image, cifar.image, chosen["alpha"])}
@@ -264,4 +307,5 @@ if run is not None:
         st.caption(
             "These results belong to the pair and settings trained earlier; press Train to train the current choice."
         )
+    stored_caption(run)
     show_result(run)

@@ -32,13 +32,15 @@ def require_chromium():
 
 
 @contextmanager
-def streamlit_server(workdir: Path, *options: str):
-    """Yields (url, log path, process); on exit stops it and fails if its log shows a traceback."""
+def streamlit_server(workdir: Path, *options: str, store_mb: int = 0):
+    """Yields (url, log path, process); on exit stops it and fails if its log shows a traceback. Its
+    data folder is `workdir`/cache; its run store is off unless `store_mb` gives it a cap: a test that
+    trains the same settings as another then trains them rather than finding them stored."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     log = workdir / "server.log"
-    env = {**os.environ, "AE_DATA_DIR": str(workdir / "cache")}
+    env = {**os.environ, "AE_DATA_DIR": str(workdir / "cache"), "AE_STORE_MB": str(store_mb)}
     process = subprocess.Popen(
         [
             sys.executable,

@@ -38,7 +38,15 @@ def train(at: AppTest) -> AppTest:
 
 
 @pytest.mark.parametrize(
-    "page", ["../pages/architecture.py", "../pages/method.py", "../pages/batch_study.py", "../pages/sweep.py", APP]
+    "page",
+    [
+        "../pages/architecture.py",
+        "../pages/method.py",
+        "../pages/batch_study.py",
+        "../pages/sweep.py",
+        "../pages/runs.py",
+        APP,
+    ],
 )
 def test_every_page_opens_without_an_error(page):
     at = AppTest.from_file(page, default_timeout=60).run()

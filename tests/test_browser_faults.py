@@ -132,6 +132,9 @@ def test_uploads_are_converted_or_refused_with_a_reason(chromium, server):
     main(tab).get_by_role("button", name="Train", exact=True).click()
     tab.get_by_text("Results after 150 epochs").wait_for(timeout=60_000)
     assert tab.locator('[data-testid="stException"]').count() == 0
+    # The user's own pictures stay in this session: not in the run store, not in the link.
+    tab.get_by_text("Not kept in the run store: runs on uploaded images").wait_for(timeout=10_000)
+    assert "source=upload" in tab.url and "mnist=" not in tab.url and "cifar=" not in tab.url
     tab.context.close()
 
 

@@ -25,10 +25,13 @@ CODE_FROM_DATA = {"eval", "exec", "builtins.eval", "builtins.exec", "torch.load"
 CATEGORIES = ("raw HTML in the page", "a shell or subprocess", "pickle, eval or torch.load")
 # The exceptions, one module in one file: worker.py pickles a trainer between this process and its
 # own child process, over a pipe that nothing else holds; no bytes from a user, a file or the network
-# reach it. native.py runs the C compiler on the package's own source with fixed arguments and no
-# shell. Each file's own test below checks how it uses that module; anything else in it counts here.
+# reach it. store.py reads the run store's blobs with torch.load(weights_only=True), which builds
+# tensors and plain containers and refuses anything else. native.py runs the C compiler on the
+# package's own source with fixed arguments and no shell. Each file's own test below checks how it
+# uses that module; anything else in it counts here.
 ALLOWED = {
     ("pickle, eval or torch.load", "ae_core/worker.py"): "pickle",
+    ("pickle, eval or torch.load", "ae_core/store.py"): "torch",
     ("a shell or subprocess", "ae_core/native.py"): "subprocess",
 }
 
@@ -188,6 +191,13 @@ def test_the_worker_unpickles_only_what_arrives_on_its_own_pipe():
     assert [call for call in connections if call.split("(")[0].endswith("Pipe")] == ["context.Pipe()"]
     names = {name.split(".")[-1] for _, name in worker.references()} | {name for _, name in worker.imports()}
     assert not names & {"Listener", "Client", "socket", "connection", "shared_memory"}
+
+
+def test_the_run_store_reads_its_files_with_weights_only():
+    run_store = Module(ROOT / "ae_core" / "store.py")
+    loads = run_store.calls("torch.load")
+    assert loads and all([ast.unparse(keyword) for keyword in load.keywords] == ["weights_only=True"] for load in loads)
+    assert not {name for _, name in run_store.references() if name.split(".")[0] in DESERIALIZERS}
 
 
 def test_the_kernel_build_runs_only_the_compiler_with_fixed_arguments_and_no_shell():
