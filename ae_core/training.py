@@ -366,6 +366,11 @@ class BatchTrainer:
             snapshot_keys = set(self.snapshot()) - {"timeline"}
             self.restore({**{key: state[key] for key in snapshot_keys}, "timeline": Timeline(frames)})
 
+    def wait_until_idle(self, timeout_s: float = 30) -> None:
+        """Return once no call of `train()` (or a read of the weights) is under way, or after `timeout_s`."""
+        if self._engine_lock.acquire(timeout=timeout_s):
+            self._engine_lock.release()
+
     def reconstructions(self) -> torch.Tensor:
         """Each network's output for its training image, (K, 3, 32, 32) on the CPU, unclamped."""
         with self._engine_lock, one_cpu_thread():
