@@ -233,22 +233,22 @@ def _dataset_traces(values_of) -> list[tuple[str, str, list[float]]]:
     ]
 
 
-def _seed_lines(figure: go.Figure, metric: str, vertical: bool = False, **where) -> None:
+def _seed_lines(figure: go.Figure, metric: str, vertical: bool = False, standing: dict | None = None, **where) -> None:
     """The seed's reported values of `metric` as red lines named in the legend (its two SSIMs, 0.9954
-    and 0.9988, are too close for labels on the plot); one line where both datasets report one value."""
+    and 0.9988, are too close for labels on the plot); one line where both datasets report one value.
+    With a study's `standing` (reporting.seed_standing) each name says the value's percentile there."""
     datasets_at = {}
     for dataset, title in DATASET_TITLES.items():
-        datasets_at.setdefault(SEED_RESULTS[dataset][SEED_KEYS[metric]], []).append(title)
+        datasets_at.setdefault(SEED_RESULTS[dataset][SEED_KEYS[metric]], []).append((dataset, title))
     add_line = figure.add_vline if vertical else figure.add_hline
-    for (value, titles), dash in zip(datasets_at.items(), ("dash", "dot")):
-        add_line(
-            value,
-            line_dash=dash,
-            line_color=SEED_RED,
-            showlegend=True,
-            name=f"seed {' and '.join(titles)}: {value:g}",
-            **where,
-        )
+    for (value, datasets), dash in zip(datasets_at.items(), ("dash", "dot")):
+        name = f"seed {' and '.join(title for _, title in datasets)}: {value:g}"
+        if standing is not None:
+            percentiles = " and ".join(
+                f"{standing[f'{dataset}_{metric}']['percentile']:.1f}" for dataset, _ in datasets
+            )
+            name += f", percentile {percentiles} here"
+        add_line(value, line_dash=dash, line_color=SEED_RED, showlegend=True, name=name, **where)
 
 
 def _score_layout(figure: go.Figure, title: str, height: int, **axes) -> None:
@@ -261,15 +261,15 @@ def _score_layout(figure: go.Figure, title: str, height: int, **axes) -> None:
     )
 
 
-def score_figures(rows: list[dict], metric: str) -> tuple[go.Figure, go.Figure]:
+def score_figures(rows: list[dict], metric: str, standing: dict | None = None) -> tuple[go.Figure, go.Figure]:
     """A box plot (every pair a point) and overlaid histograms of `metric` per dataset, with the
-    seed's reported values as dashed lines."""
+    seed's reported values as dashed lines (named with their percentiles in a study's `standing`)."""
     boxes, histograms = go.Figure(), go.Figure()
     for name, colour, values in _dataset_traces(lambda dataset: [row[f"{dataset}_{metric}"] for row in rows]):
         boxes.add_trace(_points_box(name, colour, values))
         histograms.add_trace(go.Histogram(x=values, name=name, opacity=0.6, marker={"color": colour}))
-    _seed_lines(boxes, metric)
-    _seed_lines(histograms, metric, vertical=True)
+    _seed_lines(boxes, metric, standing=standing)
+    _seed_lines(histograms, metric, vertical=True, standing=standing)
     title = METRIC_TITLES[metric]
     _score_layout(boxes, f"{title} per pair", 400, yaxis_title=title)
     _score_layout(histograms, f"{title} histogram", 400, xaxis_title=title, yaxis_title="pairs", barmode="overlay")

@@ -331,6 +331,7 @@ def _print_study(study: Study, results) -> None:
     if study.trainer.message:
         print(study.trainer.message)
     print(reporting.format_study_table(summarize(results), len(results)))
+    print(reporting.format_seed_standing(reporting.seed_standing(results)))
 
 
 def _sweep(args, terminal: _Terminal) -> str:

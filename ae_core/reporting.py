@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .experiment import Experiment, PairResult
-from .study import SCORES, Study, summarize
+from .study import SCORES, Study, score_lists, summarize
 from .sweep import SWEEPABLE, Sweep
 from .training import STOPPED
 
@@ -41,6 +41,7 @@ def table_rows(result: PairResult) -> list[dict]:
             {
                 "Dataset": title,
                 "SSIM": result.quality[key].ssim,
+                "SSIM (Gaussian)": result.quality[key].ssim_gaussian,
                 "PSNR (dB)": result.quality[key].psnr,
                 "Seed SSIM": seed.get("ssim"),
                 "Seed PSNR (dB)": seed.get("psnr_db"),
@@ -53,10 +54,11 @@ def format_table(result: PairResult) -> str:
     def cell(value, digits):
         return "-" if value is None else f"{value:.{digits}f}"
 
-    lines = [f"{'Dataset':<12} {'SSIM':>7} {'PSNR':>8}   {'seed SSIM':>9} {'seed PSNR':>9}"]
+    lines = [f"{'Dataset':<12} {'SSIM':>7} {'SSIM G':>7} {'PSNR':>8}   {'seed SSIM':>9} {'seed PSNR':>9}"]
     for row in table_rows(result):
         lines.append(
-            f"{row['Dataset']:<12} {cell(row['SSIM'], 4):>7} {cell(row['PSNR (dB)'], 4):>8}   "
+            f"{row['Dataset']:<12} {cell(row['SSIM'], 4):>7} {cell(row['SSIM (Gaussian)'], 4):>7} "
+            f"{cell(row['PSNR (dB)'], 4):>8}   "
             f"{cell(row['Seed SSIM'], 4):>9} {cell(row['Seed PSNR (dB)'], 4):>9}"
         )
     return "\n".join(lines)
@@ -198,8 +200,9 @@ def pair_files(
 
 # -- studies -------------------------------------------------------------------------------------------
 DATASET_TITLES = {"mnist": "MNIST", "cifar": "CIFAR-10"}
-METRIC_TITLES = {"psnr": "PSNR (dB)", "ssim": "SSIM"}
-SEED_KEYS = {"psnr": "psnr_db", "ssim": "ssim"}
+METRIC_TITLES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ssim_gaussian": "SSIM (Gaussian)"}
+# The seed reports one SSIM without saying which: both are set beside it.
+SEED_KEYS = {"psnr": "psnr_db", "ssim": "ssim", "ssim_gaussian": "ssim"}
 
 
 def study_rows(summary: dict) -> list[dict]:
@@ -215,12 +218,72 @@ def study_rows(summary: dict) -> list[dict]:
     ]
 
 
+def seed_standing(results: list[PairResult]) -> dict:
+    """Where each of the seed's numbers falls among the pairs: {"mnist_psnr": {"seed", "percentile"
+    (the share of pairs at or below it, in %), "reaching" (the share at or above it, in %)}, ...},
+    and "all_reaching": the % of pairs that reach every one of the seed's PSNRs and SSIMs (with the
+    headline SSIM), "all_reaching_gaussian" (with the Gaussian one)."""
+    lists = score_lists(results)
+    pairs = len(results)
+    standing: dict = {}
+    for dataset, metric in SCORES:
+        seed, values = SEED_RESULTS[dataset][SEED_KEYS[metric]], lists[dataset][metric]
+        standing[f"{dataset}_{metric}"] = {
+            "seed": seed,
+            "percentile": 100 * sum(value <= seed for value in values) / pairs,
+            "reaching": 100 * sum(value >= seed for value in values) / pairs,
+        }
+    for name, ssim in (("all_reaching", "ssim"), ("all_reaching_gaussian", "ssim_gaussian")):
+        reaching = [
+            all(
+                lists[dataset][metric][k] >= SEED_RESULTS[dataset][SEED_KEYS[metric]]
+                for dataset in DATASET_TITLES
+                for metric in ("psnr", ssim)
+            )
+            for k in range(pairs)
+        ]
+        standing[name] = 100 * sum(reaching) / pairs
+    return standing
+
+
+def seed_standing_rows(standing: dict) -> list[dict]:
+    """`seed_standing` as a table: one row per seed number, then the share reaching them all."""
+    rows = [
+        {
+            "The seed's": f"{DATASET_TITLES[dataset]} {METRIC_TITLES[metric]}",
+            "Value": standing[f"{dataset}_{metric}"]["seed"],
+            "Percentile here": standing[f"{dataset}_{metric}"]["percentile"],
+            "Pairs reaching it (%)": standing[f"{dataset}_{metric}"]["reaching"],
+        }
+        for dataset, metric in SCORES
+    ]
+    for name, title in (
+        ("all_reaching", "every number (SSIM)"),
+        ("all_reaching_gaussian", "every number (SSIM Gaussian)"),
+    ):
+        rows.append(
+            {"The seed's": title, "Value": None, "Percentile here": None, "Pairs reaching it (%)": standing[name]}
+        )
+    return rows
+
+
+def format_seed_standing(standing: dict) -> str:
+    lines = [f"{'Where the seed falls':<28} {'seed':>7} {'percentile':>12} {'pairs reaching it':>18}"]
+    for row in seed_standing_rows(standing):
+        value = "" if row["Value"] is None else f"{row['Value']:.4f}"
+        percentile = "" if row["Percentile here"] is None else f"{row['Percentile here']:.1f}"
+        number, reaching = row["The seed's"], row["Pairs reaching it (%)"]
+        lines.append(f"{number:<28} {value:>7} {percentile:>12} {reaching:>17.1f}%")
+    return "\n".join(lines)
+
+
 def format_study_table(summary: dict, pairs: int) -> str:
-    lines = [f"{pairs} pairs    {'mean ± std':>17} {'median':>8} {'min':>8} {'max':>8}   {'seed':>7}"]
+    lines = [f"{pairs} pairs      {'mean ± std':>17} {'median':>8} {'min':>8} {'max':>8}   {'seed':>7}"]
     for row in study_rows(summary):
         digits = 2 if row["Metric"].startswith("PSNR") else 4
+        metric = {"SSIM (Gaussian)": "SSIM G"}.get(row["Metric"], row["Metric"].split()[0])
         lines.append(
-            f"{row['Dataset']:<8} {row['Metric'].split()[0]:<4} {row['Mean']:>8.{digits}f} ± "
+            f"{row['Dataset']:<8} {metric:<6} {row['Mean']:>8.{digits}f} ± "
             f"{row['Std']:<6.{digits}f} {row['Median']:>8.{digits}f} {row['Min']:>8.{digits}f} "
             f"{row['Max']:>8.{digits}f}   {row['Seed']:>7.{digits}f}"
         )
@@ -288,6 +351,7 @@ def study_report(study: Study, results: list[PairResult], summary: dict, epochs:
         ],
         "summary": summary,
         "seed_reported": SEED_RESULTS,
+        "seed_standing": seed_standing(results),
     }
 
 

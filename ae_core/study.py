@@ -16,7 +16,8 @@ from .mixing import SEED_ALPHA, check_alpha, mix
 from .training import SEED_LR, BatchTrainer
 
 MAX_PAIRS = 256
-SCORES = [(dataset, metric) for dataset in ("mnist", "cifar") for metric in ("psnr", "ssim")]
+METRICS = ("psnr", "ssim", "ssim_gaussian")  # metrics.Quality's fields
+SCORES = [(dataset, metric) for dataset in ("mnist", "cifar") for metric in METRICS]
 
 
 def check_pairs(pairs) -> int:
@@ -65,7 +66,7 @@ class Study:
 
 
 def score_lists(results: list[PairResult]) -> dict[str, dict[str, list[float]]]:
-    """{"mnist"|"cifar": {"psnr"|"ssim": [one value per pair]}}."""
+    """{"mnist"|"cifar": {"psnr"|"ssim"|"ssim_gaussian": [one value per pair]}}."""
     lists: dict = {"mnist": {}, "cifar": {}}
     for dataset, metric in SCORES:
         lists[dataset][metric] = [getattr(result.quality[dataset], metric) for result in results]
@@ -73,7 +74,7 @@ def score_lists(results: list[PairResult]) -> dict[str, dict[str, list[float]]]:
 
 
 def summarize(results: list[PairResult]) -> dict[str, dict[str, dict[str, float]]]:
-    """{"mnist"|"cifar": {"psnr"|"ssim": {mean, std, median, min, max}}} over the pairs."""
+    """{"mnist"|"cifar": {"psnr"|"ssim"|"ssim_gaussian": {mean, std, median, min, max}}} over the pairs."""
     return {
         dataset: {
             metric: {

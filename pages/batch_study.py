@@ -3,7 +3,7 @@
 import streamlit as st
 
 from ae_core import charts, data, reporting, store
-from ae_core.study import MAX_PAIRS, Study, summarize
+from ae_core.study import MAX_PAIRS, METRICS, Study, summarize
 from ae_core.training import Progress
 from app_widgets import (
     ALPHA_IN_A_LINK,
@@ -87,8 +87,23 @@ def show_results(run: Run) -> None:
             for name in ("Mean", "Std", "Median", "Min", "Max", "Seed")
         },
     )
-    for metric in ("psnr", "ssim"):
-        box, histogram = charts.score_figures(rows, metric)
+    standing = reporting.seed_standing(results)
+    st.markdown("**Where the seed falls** among these pairs")
+    st.dataframe(
+        reporting.seed_standing_rows(standing),
+        hide_index=True,
+        column_config={
+            "Value": st.column_config.NumberColumn(format="%.4f"),
+            "Percentile here": st.column_config.NumberColumn(format="%.1f"),
+            "Pairs reaching it (%)": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )
+    st.caption(
+        "The seed does not say which SSIM it reports: scikit-image's default (a 7 x 7 uniform window, the "
+        "headline here) or Wang et al.'s Gaussian window (σ 1.5); both are set against its values."
+    )
+    for metric in METRICS:
+        box, histogram = charts.score_figures(rows, metric, standing)
         left, right = st.columns(2)
         left.plotly_chart(box, key=f"study_box_{metric}")
         right.plotly_chart(histogram, key=f"study_hist_{metric}")
@@ -103,7 +118,7 @@ def show_results(run: Run) -> None:
         st.markdown(
             f"**{title}**: {result.mnist.caption} with {result.cifar.caption}, PSNR MNIST "
             f"{mnist.psnr:.2f} dB, CIFAR-10 {cifar.psnr:.2f} dB, SSIM MNIST {mnist.ssim:.4f}, CIFAR-10 "
-            f"{cifar.ssim:.4f}"
+            f"{cifar.ssim:.4f} (Gaussian: {mnist.ssim_gaussian:.4f}, {cifar.ssim_gaussian:.4f})"
         )
         picture_row(result.images())
     files = reporting.study_files(study, results, run.target_epochs)

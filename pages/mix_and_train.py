@@ -131,7 +131,8 @@ def badges(col, label: str, q, help_text: str, baseline=None) -> None:
     col.metric(
         f"SSIM {label}".strip(),
         f"{q.ssim:.4f}",
-        help=help_text,
+        help=f"{help_text} scikit-image's default SSIM (7 x 7 uniform window); with Wang et al.'s Gaussian "
+        f"window (σ 1.5): {q.ssim_gaussian:.4f}. The seed does not say which it reports.",
         delta=None if baseline is None else f"{q.ssim - baseline.ssim:+.3f} vs mix",
     )
 
@@ -221,7 +222,7 @@ def timeline_view(run: Run) -> None:
         hide_index=True,
         column_config={
             name: st.column_config.NumberColumn(format="%.4f")
-            for name in ("SSIM", "PSNR (dB)", "Seed SSIM", "Seed PSNR (dB)")
+            for name in ("SSIM", "SSIM (Gaussian)", "PSNR (dB)", "Seed SSIM", "Seed PSNR (dB)")
         },
     )
 

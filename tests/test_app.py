@@ -248,8 +248,11 @@ def run_study(at: AppTest, **widgets) -> AppTest:
 
 def shown_pair(at: AppTest, title: str) -> dict[tuple[str, str], str]:
     text = next(m.value for m in at.markdown if m.value.startswith(f"**{title}**"))
-    found = re.search(r"PSNR MNIST (\S+) dB, CIFAR-10 (\S+) dB, SSIM MNIST (\S+), CIFAR-10 (\S+)$", text)
-    return dict(zip([("mnist", "psnr"), ("cifar", "psnr"), ("mnist", "ssim"), ("cifar", "ssim")], found.groups()))
+    found = re.search(
+        r"PSNR MNIST (\S+) dB, CIFAR-10 (\S+) dB, SSIM MNIST (\S+), CIFAR-10 (\S+) \(Gaussian: (\S+), (\S+)\)$", text
+    )
+    shown = [("mnist", "psnr"), ("cifar", "psnr"), ("mnist", "ssim"), ("cifar", "ssim")]
+    return dict(zip(shown + [("mnist", "ssim_gaussian"), ("cifar", "ssim_gaussian")], found.groups()))
 
 
 def test_batch_study_trains_pairs_and_shows_distributions_table_and_best_and_worst():
@@ -260,12 +263,22 @@ def test_batch_study_trains_pairs_and_shows_distributions_table_and_best_and_wor
     results = at.session_state["study"].results()
     summary = summarize(results)
     table = at.dataframe[0].value
-    assert list(table["Metric"]) == ["PSNR (dB)", "SSIM"] * 2 and table["Seed"][0] == 44.5539
-    titles = {"mnist": "MNIST", "cifar": "CIFAR-10", "psnr": "PSNR (dB)", "ssim": "SSIM"}
+    assert list(table["Metric"]) == ["PSNR (dB)", "SSIM", "SSIM (Gaussian)"] * 2 and table["Seed"][0] == 44.5539
+    titles = {
+        "mnist": "MNIST",
+        "cifar": "CIFAR-10",
+        "psnr": "PSNR (dB)",
+        "ssim": "SSIM",
+        "ssim_gaussian": "SSIM (Gaussian)",
+    }
     for row, (dataset, metric) in zip(table.to_dict("records"), SCORES):
         assert (row["Dataset"], row["Metric"]) == (titles[dataset], titles[metric])
         assert {name: row[name.capitalize()] for name in summary[dataset][metric]} == summary[dataset][metric]
-    assert len(at.get("plotly_chart")) == 6  # box and histogram per metric, the loss and the PSNR bands
+    assert len(at.get("plotly_chart")) == 8  # box and histogram per metric, the loss and the PSNR bands
+    standing = at.dataframe[1].value  # where the seed falls
+    assert list(standing["Pairs reaching it (%)"]) == list(
+        reporting.seed_standing_rows(reporting.seed_standing(results))[k]["Pairs reaching it (%)"] for k in range(8)
+    )
     assert len(at.get("image")) == 12  # best and worst pairs, six images each
     # The best pair has the highest PSNR of all pairs and the worst the lowest (the CIFAR-10 PSNR ranks
     # the pairs alike); SSIM need not follow PSNR, so it is only checked to be the same pair's.

@@ -53,7 +53,7 @@ def test_run_prints_the_seed_table_and_writes_json_and_images(tmp_path):
     assert result["train_seconds"] > 0
     assert result["settings"]["lr"] == 2e-3 and result["settings"]["alpha"] == 0.4
     for key in ("mnist", "cifar", "mixed"):
-        assert set(result["metrics"][key]) == {"psnr", "ssim"}
+        assert set(result["metrics"][key]) == {"psnr", "ssim", "ssim_gaussian"}
     arrays = np.load(images)
     assert sorted(arrays.files) == sorted(
         ["mnist", "cifar", "mixed", "reconstruction", "unmixed_mnist", "unmixed_cifar"]
@@ -106,11 +106,15 @@ def test_study_prints_distributions_and_writes_every_pair_to_json(tmp_path):
     assert len(result["pairs"]) == 3 and result["settings"]["pairs"] == 3
     for pair in result["pairs"]:
         assert 0 <= pair["mnist_index"] < 200 and 0 <= pair["cifar_index"] < 20
-        assert set(pair["mnist"]) == set(pair["cifar"]) == {"psnr", "ssim"}
+        assert set(pair["mnist"]) == set(pair["cifar"]) == {"psnr", "ssim", "ssim_gaussian"}
     psnrs = [pair["mnist"]["psnr"] for pair in result["pairs"]]
     summary = result["summary"]["mnist"]["psnr"]
     assert summary["min"] == min(psnrs) and summary["max"] == max(psnrs)
     assert summary["mean"] == pytest.approx(sum(psnrs) / 3)
+    # Where the seed falls: 60 epochs reach none of its numbers, so it lies above every pair.
+    assert result["seed_standing"]["mnist_psnr"] == {"seed": 44.5539, "percentile": 100.0, "reaching": 0.0}
+    assert result["seed_standing"]["all_reaching"] == 0.0
+    assert "Where the seed falls" in done.stdout and "CIFAR-10 SSIM (Gaussian)" in done.stdout
 
 
 @pytest.mark.parametrize(

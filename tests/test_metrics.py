@@ -28,3 +28,11 @@ def test_ssim_drops_when_structure_is_lost():
     image = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
     blurred = torch.nn.functional.avg_pool2d(image.unsqueeze(0), 3, 1, 1).squeeze(0)
     assert quality(image, blurred).ssim < 0.8 < quality(image, image * 0.99 + 0.005).ssim
+
+
+def test_both_ssims_score_a_copy_one_and_weigh_the_same_error_differently():
+    image = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
+    assert quality(image, image.clone()).ssim_gaussian == 1.0
+    blurred = torch.nn.functional.avg_pool2d(image.unsqueeze(0), 3, 1, 1).squeeze(0)
+    q = quality(image, blurred)
+    assert 0 < q.ssim_gaussian < 1 and abs(q.ssim - q.ssim_gaussian) > 1e-3  # another window, another number

@@ -119,3 +119,24 @@ def test_summary_holds_each_metrics_distribution():
         assert stats["mean"] == pytest.approx(values.mean().item(), rel=1e-12), (dataset, metric)
         assert stats["std"] == pytest.approx(values.std().item(), rel=1e-12), (dataset, metric)  # n - 1, as torch
         assert ordered[0] < ordered[-1]  # five different pairs: a spread to get wrong
+
+
+def test_the_seeds_standing_gives_each_numbers_percentile_and_the_share_reaching_them_all():
+    from types import SimpleNamespace
+
+    from ae_core.metrics import Quality
+    from ae_core.reporting import seed_standing
+
+    def pair(psnr, mnist_ssim, cifar_ssim, gaussian=0.5):
+        return SimpleNamespace(
+            quality={"mnist": Quality(psnr, mnist_ssim, gaussian), "cifar": Quality(psnr, cifar_ssim, gaussian)}
+        )
+
+    # The seed: PSNR 44.5539 for both, SSIM 0.9954 (MNIST) and 0.9988 (CIFAR-10).
+    results = [pair(40.0, 0.990, 0.999), pair(44.5539, 0.996, 0.999), pair(46.0, 0.996, 0.998), pair(47.0, 0.999, 1.0)]
+    standing = seed_standing(results)
+    assert standing["mnist_psnr"] == {"seed": 44.5539, "percentile": 50.0, "reaching": 75.0}  # the tie counts both ways
+    assert standing["mnist_ssim"]["percentile"] == 25.0 and standing["mnist_ssim"]["reaching"] == 75.0
+    assert standing["cifar_ssim"]["reaching"] == 75.0
+    assert standing["all_reaching"] == 50.0  # pairs 2 and 4; pair 3 misses CIFAR-10's SSIM
+    assert standing["all_reaching_gaussian"] == 0.0 and standing["mnist_ssim_gaussian"]["reaching"] == 0.0
