@@ -299,3 +299,17 @@ def sweep_figures(points: list, setting: str) -> tuple[go.Figure, go.Figure]:
         )
         figures.append(figure)
     return tuple(figures)
+
+
+def probe_figure(trained_psnr: list[float], unseen_medians: list[float]) -> go.Figure:
+    """Each network's un-mixed MNIST PSNR on the pair it trained on beside its median on pairs it
+    never saw, every network a point, with the seed's PSNR."""
+    figure = go.Figure(
+        [
+            _points_box("the pair it trained on", INDIGO, trained_psnr),
+            _points_box("pairs it never saw (its median)", DATASET_COLOURS["cifar"], unseen_medians),
+        ]
+    )
+    _seed_lines(figure, "psnr")
+    _score_layout(figure, "Un-mixed MNIST PSNR of each network", 400, yaxis_title=METRIC_TITLES["psnr"])
+    return figure

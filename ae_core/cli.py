@@ -1,4 +1,4 @@
-"""Command line: `python -m ae_core run|study|sweep|bench|runs ...`. Bad input ends with one line on stderr
+"""Command line: `python -m ae_core run|study|sweep|probe|bench|runs ...`. Bad input ends with one line on stderr
 and exit 2.
 
 `run` and `study` keep what they train in the run store (store.py; `--no-store` skips it) and print
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import bench, data, native, reporting, store
+from . import bench, data, native, probe, reporting, store
 from .experiment import Experiment
 from .mixing import SEED_ALPHA
 from .reference import SEED_EPOCHS, SEED_LR
@@ -67,6 +67,13 @@ def _pairs(text: str) -> int:
         return check_pairs(int(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_PAIRS}, got {text!r}") from None
+
+
+def _unseen(text: str) -> int:
+    try:
+        return probe.check_unseen(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {probe.MAX_UNSEEN}, got {text!r}") from None
 
 
 def _add_training_options(command: argparse.ArgumentParser) -> None:
@@ -122,6 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--values", nargs="+", required=True, metavar="V", help="its values, e.g. 3e-4 1e-3 3e-3")
     _add_training_options(sweep)
     sweep.add_argument("--json", metavar="PATH", help="write settings and every value's scores per pair")
+
+    probing = commands.add_parser("probe", help="train one pair, then run its network on pairs it never saw")
+    probing.add_argument("--mnist-index", type=int, required=True)
+    probing.add_argument("--cifar-index", type=int, required=True)
+    _add_training_options(probing)
+    _add_store_option(probing)
+    probing.add_argument(
+        "--unseen", type=_unseen, default=16, help=f"how many unseen pairs, 1 to {probe.MAX_UNSEEN} (default 16)"
+    )
+    probing.add_argument("--other-alpha", type=_alpha, help="also the trained pair mixed at this α")
+    probing.add_argument("--json", metavar="PATH", help="write the trained pair's metrics and each unseen pair's")
 
     speed = commands.add_parser("bench", help="compare training speed with the plain notebook loop")
     speed.add_argument("--epochs", type=_positive_int, default=1000)
@@ -279,12 +297,25 @@ def _run(args, terminal: _Terminal) -> str:
         status = experiment.train(args.epochs, on_progress=terminal.progress("run"), should_stop=terminal.should_stop)
     result = experiment.result()
     _print_pair(experiment, result)
-    if args.json:
+    if args.command == "run" and args.json:
         with open(args.json, "w") as out:
             json.dump(reporting.report(experiment, result, args.epochs), out, indent=1)
-    if args.save_images:
+    if getattr(args, "save_images", None):
         reporting.save_images(args.save_images, result)
     _keep(runs, experiment, args.epochs, [result])
+    args.experiment = experiment
+    return status
+
+
+def _probe(args, terminal: _Terminal) -> str:
+    status = _run(args, terminal)
+    experiment = args.experiment
+    unseen = probe.unseen_pairs(args.source, args.unseen, args.seed, [(experiment.mnist.index, experiment.cifar.index)])
+    rows = probe.probe_pair(experiment, unseen, args.other_alpha)
+    print(reporting.format_probe(rows))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(reporting.probe_report(experiment, rows), out, indent=1)
     return status
 
 
@@ -419,7 +450,8 @@ def _runs(args, terminal: _Terminal) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"run": _run, "study": _study, "sweep": _sweep, "bench": _bench, "runs": _runs}[args.command]
+    commands = {"run": _run, "study": _study, "sweep": _sweep, "probe": _probe, "bench": _bench, "runs": _runs}
+    command = commands[args.command]
     terminal = _Terminal(getattr(args, "quiet", True))
     try:
         with terminal.handling_ctrl_c():

@@ -2,6 +2,7 @@
 
 import io
 import json
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -12,6 +13,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .experiment import Experiment, PairResult
+from .probe import ALONE, OTHER_ALPHA, TRAINED, UNSEEN
 from .study import SCORES, Study, score_lists, summarize
 from .sweep import SWEEPABLE, Sweep
 from .training import STOPPED
@@ -450,3 +452,58 @@ def format_runs_table(runs: list) -> str:
             f"{when(run.trained_at)}"
         )
     return "\n".join(lines)
+
+
+# -- the probe -----------------------------------------------------------------------------------------
+def probe_rows(rows: list) -> list[dict]:
+    """One flat row per probe input: its fit and, for a pair's mix, both un-mixed images' scores."""
+    flat = []
+    for row in rows:
+        scores = {"Fit PSNR (dB)": row.fit.psnr, "Fit SSIM": row.fit.ssim}
+        for dataset, title in DATASET_TITLES.items():
+            scored = row.pair.quality[dataset] if row.pair is not None else None
+            scores[f"{title} PSNR (dB)"] = scored.psnr if scored else None
+            scores[f"{title} SSIM"] = scored.ssim if scored else None
+        flat.append({"Input": row.kind, "Images": row.label, **scores})
+    return flat
+
+
+def format_probe(rows: list) -> str:
+    """The probe as a table, then the trained pair's un-mixed PSNR against the unseen pairs'."""
+    lines = [f"{'Input':<15} {'images':<50} {'fit dB':>7} {'MNIST dB':>9} {'CIFAR dB':>9}"]
+    for row in probe_rows(rows):
+        cells = [row["Fit PSNR (dB)"], row["MNIST PSNR (dB)"], row["CIFAR-10 PSNR (dB)"]]
+        numbers = " ".join(f"{'-' if c is None else f'{c:.2f}':>{w}}" for c, w in zip(cells, (7, 9, 9)))
+        lines.append(f"{row['Input']:<15} {row['Images'][:50]:<50} {numbers}")
+    trained, unseen = _probe_psnrs(rows)
+    lines.append(
+        f"Un-mixed MNIST PSNR: trained pair {trained:.2f} dB; {len(unseen)} unseen pairs mean "
+        f"{statistics.fmean(unseen):.2f}, median {statistics.median(unseen):.2f}, range {min(unseen):.2f} to "
+        f"{max(unseen):.2f} dB: {trained - statistics.median(unseen):.1f} dB better on the pair it trained on."
+    )
+    return "\n".join(lines)
+
+
+def _probe_psnrs(rows: list) -> tuple[float, list[float]]:
+    """The un-mixed MNIST's PSNR on the trained pair, and on each unseen one."""
+    (trained,) = [row.pair.quality["mnist"].psnr for row in rows if row.kind == TRAINED]
+    return trained, [row.pair.quality["mnist"].psnr for row in rows if row.kind == UNSEEN]
+
+
+def probe_report(experiment: Experiment, rows: list) -> dict:
+    def metrics(row) -> dict:
+        return {key: q.as_dict() for key, q in row.pair.quality.items()}
+
+    (trained,) = [row for row in rows if row.kind == TRAINED]
+    return {
+        "settings": report(experiment, trained.pair, experiment.trainer.epochs_done)["settings"],
+        "epochs_done": experiment.trainer.epochs_done,
+        "trained": metrics(trained),
+        "unseen": [
+            {"mnist_index": row.pair.mnist.index, "cifar_index": row.pair.cifar.index, **metrics(row)}
+            for row in rows
+            if row.kind == UNSEEN
+        ],
+        "other_alpha": [{"alpha": row.pair.alpha, **metrics(row)} for row in rows if row.kind == OTHER_ALPHA],
+        "alone": [{"input": row.label, "fit": row.fit.as_dict()} for row in rows if row.kind == ALONE],
+    }

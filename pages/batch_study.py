@@ -1,8 +1,11 @@
 """Batch study: the seed's experiment over many random pairs, trained side by side."""
 
+import statistics
+
 import streamlit as st
 
-from ae_core import charts, data, reporting, store
+from ae_core import charts, data, probe, reporting, store
+from ae_core.data import DataUnavailable
 from ae_core.study import MAX_PAIRS, METRICS, Study, summarize
 from ae_core.training import Progress
 from app_widgets import (
@@ -74,6 +77,29 @@ def draw_live(run: Run, progress: Progress, key_prefix: str) -> None:
         next(columns).image(reporting.to_picture(output, scale=4), caption=f"epoch {progress.epoch:,}")
 
 
+@st.fragment
+def probe_view(run: Run) -> None:
+    """Every trained network, without training, on the same pairs none of them saw."""
+    st.subheader("Does it generalize?")
+    if not st.toggle("Score every network on pairs it never saw", key="study_probe_on"):
+        return
+    count = st.number_input(
+        "Unseen pairs per network", min_value=1, max_value=probe.MAX_UNSEEN, value=16, step=1, key="study_probe_unseen"
+    )
+    try:
+        probed = probe.probe_study(run.job, int(count), seed=run.job.seed)
+    except (ValueError, DataUnavailable) as error:
+        st.error(str(error), icon=":material/error:")
+        return
+    st.plotly_chart(charts.probe_figure(probed.trained_psnr, probed.unseen_medians), key="study_probe")
+    st.markdown(
+        f"On the pair it trained on, the median network's un-mixed MNIST scores "
+        f"**{statistics.median(probed.trained_psnr):.2f} dB**; on {int(count)} pairs it never saw, "
+        f"**{statistics.median(probed.unseen_medians):.2f} dB**: a gap of **{probed.gap_db:.1f} dB**. "
+        "A network that had learned to encode images would do nearly as well on both."
+    )
+
+
 def show_results(run: Run) -> None:
     study, results, trainer = run.job, run.results(), run.trainer
     rows = reporting.pair_rows(study, results)
@@ -121,6 +147,7 @@ def show_results(run: Run) -> None:
             f"{cifar.ssim:.4f} (Gaussian: {mnist.ssim_gaussian:.4f}, {cifar.ssim_gaussian:.4f})"
         )
         picture_row(result.images())
+    probe_view(run)
     files = reporting.study_files(study, results, run.target_epochs)
     for column, file in zip(st.columns([1, 1, 3]), files):
         column.download_button(file.label, file.make, file.name, file.mime, on_click="ignore")

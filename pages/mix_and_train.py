@@ -5,7 +5,7 @@ import random
 
 import streamlit as st
 
-from ae_core import charts, data, reporting, store
+from ae_core import charts, data, probe, reporting, store
 from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment, PairResult
 from ae_core.mixing import mix
@@ -18,6 +18,7 @@ from app_widgets import (
     SEED_IN_A_LINK,
     LinkSetting,
     Run,
+    as_sentence,
     download_panel,
     forget_steps,
     one_of,
@@ -227,6 +228,52 @@ def timeline_view(run: Run) -> None:
     )
 
 
+@st.fragment
+def probe_view(run: Run) -> None:
+    """The trained network, without training, on images it never saw: a fragment, so that changing
+    what it is shown redraws this part of the page alone."""
+    st.subheader("Does it generalize?")
+    st.caption(
+        "The seed scores the network on the one image it trained on. Here the same weights, without any "
+        "more training, take the mixes of other pairs, each original alone, and this pair mixed at another α."
+    )
+    if not st.toggle("Try the trained network on other images", key="probe_on"):
+        return
+    count_column, alpha_column, draw_column = st.columns(3)
+    count = count_column.number_input("Unseen pairs", min_value=1, max_value=8, value=3, step=1, key="probe_unseen")
+    other_alpha = alpha_column.number_input("Another α", value=0.3, step=0.05, format="%.2f", key="probe_alpha")
+    draw = draw_column.number_input(
+        "Draw", value=0, step=1, key="probe_draw", help="Which unseen pairs: another number draws others"
+    )
+    experiment = run.job
+    source = experiment.mnist.source if experiment.mnist.source in data.SOURCES else "sample"
+    trained = [(experiment.mnist.index, experiment.cifar.index)] if source == experiment.mnist.source else []
+    try:
+        unseen = probe.unseen_pairs(source, int(count), int(draw), trained)
+        rows = probe.probe_pair(experiment, unseen, other_alpha)
+    except (ValueError, DataUnavailable) as error:
+        st.error(as_sentence(error) if isinstance(error, ValueError) else str(error), icon=":material/error:")
+        return
+    table = reporting.probe_rows(rows)
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            name: st.column_config.NumberColumn(format="%.2f" if "PSNR" in name else "%.4f")
+            for name in table[0]
+            if "PSNR" in name or "SSIM" in name
+        },
+    )
+    for row in rows:
+        pictures = {f"{row.kind}: input": row.input, "reconstruction": row.reconstruction}
+        if row.pair is not None:
+            quality = row.pair.quality
+            pictures[f"un-mixed MNIST, {quality['mnist'].psnr:.1f} dB"] = row.pair.unmixed_mnist
+            pictures[f"un-mixed CIFAR-10, {quality['cifar'].psnr:.1f} dB"] = row.pair.unmixed_cifar
+        st.markdown(f"**{row.label}** · fit {row.fit.psnr:.2f} dB")
+        picture_row(pictures)
+
+
 def show_result(run: Run) -> None:
     (result,) = run.results()
     st.subheader(f"Results after {run.trainer.epochs_done:,} epochs")
@@ -310,3 +357,4 @@ if run is not None:
         )
     stored_caption(run)
     show_result(run)
+    probe_view(run)
