@@ -83,7 +83,7 @@ def probe_view(run: Run) -> None:
     st.subheader("Does it generalize?")
     if not st.toggle("Score every network on pairs it never saw", key="study_probe_on"):
         return
-    count = st.number_input(
+    count = st.columns(3)[0].number_input(
         "Unseen pairs per network", min_value=1, max_value=probe.MAX_UNSEEN, value=16, step=1, key="study_probe_unseen"
     )
     try:
