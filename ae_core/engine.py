@@ -161,7 +161,7 @@ class StackedAutoencoders:
     name = "fast"
 
     def __init__(self, state_dicts: list[dict], lr: float, device: torch.device | str = "cpu") -> None:
-        self.names = list(Autoencoder().state_dict())
+        self.names = list(Autoencoder().state_dict())  # every Architecture's names are the seed's
         self.shapes = [state_dicts[0][name].shape for name in self.names]
         self.lr = lr
         self.k = len(state_dicts)

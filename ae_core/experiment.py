@@ -7,6 +7,7 @@ import torch
 from .data import Sample
 from .metrics import Quality, quality
 from .mixing import SEED_ALPHA, check_alpha, mix, unmix
+from .model import SEED_ARCHITECTURE, Architecture
 from .training import SEED_LR, Trainer
 
 
@@ -46,10 +47,11 @@ class Experiment:
         seed: int = 0,
         device: torch.device | str | None = None,
         engine: str = "fast",
+        architecture: Architecture = SEED_ARCHITECTURE,
     ) -> None:
         self.mnist, self.cifar, self.alpha = mnist, cifar, check_alpha(alpha)
         self.mixed = mix(mnist.image, cifar.image, self.alpha)
-        self.trainer = Trainer(self.mixed, lr=lr, seed=seed, device=device, engine=engine)
+        self.trainer = Trainer(self.mixed, lr=lr, seed=seed, device=device, engine=engine, architecture=architecture)
 
     def train(self, epochs: int, **callbacks) -> str:
         return self.trainer.train(epochs, **callbacks)

@@ -45,7 +45,7 @@ class ProbeRow:
 
 def network(trainer, model: int = 0) -> Autoencoder:
     """Model `model` of a trainer as the plain `Autoencoder`, on the CPU, ready to evaluate."""
-    autoencoder = Autoencoder()
+    autoencoder = Autoencoder(trainer.architecture)
     autoencoder.load_state_dict(trainer.engine.state_dict(model))
     return autoencoder.eval()
 

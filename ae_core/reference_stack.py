@@ -11,7 +11,7 @@ import torch
 
 from . import reference
 from .engine import StackedAutoencoders
-from .model import Autoencoder
+from .model import Autoencoder, architecture_of
 
 
 class ReferenceStack(StackedAutoencoders):
@@ -22,8 +22,9 @@ class ReferenceStack(StackedAutoencoders):
     def __init__(self, state_dicts: list[dict], lr: float, device: torch.device | str = "cpu") -> None:
         super().__init__(state_dicts, lr, device)
         self.models, self.optimizers = [], []
+        architecture = architecture_of(state_dicts[0])
         for k in range(self.k):
-            model = Autoencoder().to(self.device)
+            model = Autoencoder(architecture).to(self.device)
             optimizer = torch.optim.Adam(model.parameters(), lr=lr)
             for param, weights, exp_avg, exp_avg_sq in zip(
                 model.parameters(), *(self._parameter_views(buffer, k) for buffer in self.state_tensors())

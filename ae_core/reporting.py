@@ -82,6 +82,7 @@ def report(experiment: Experiment, result: PairResult, epochs: int) -> dict:
             "alpha": result.alpha,
             "device": str(trainer.engine.device),
             "engine": trainer.engine.name,
+            "architecture": trainer.architecture.as_dict(),
         },
         "status": trainer.status,
         "stopped": trainer.status == STOPPED,  # by a Stop or Ctrl-C, short of `epochs`
@@ -336,6 +337,7 @@ def study_report(study: Study, results: list[PairResult], summary: dict, epochs:
             "alpha": study.alpha,
             "device": str(trainer.engine.device),
             "engine": trainer.engine.name,
+            "architecture": trainer.architecture.as_dict(),
         },
         "status": trainer.status,
         "stopped": trainer.status == STOPPED,

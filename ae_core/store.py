@@ -30,6 +30,7 @@ import torch
 
 from . import data
 from .experiment import Experiment
+from .model import SEED_ARCHITECTURE, Architecture
 from .study import SCORES, Study, score_lists
 from .training import DIVERGED, choose_engine
 
@@ -71,11 +72,20 @@ def cap_mb_from_environment() -> float:
 
 
 # -- settings: what identifies a run ----------------------------------------------------------------
-def _engine_that_runs(engine: str) -> str:
-    return choose_engine(engine)[0].name  # "reference" where this torch cannot run the fast one
+def _engine_that_runs(engine: str, architecture: Architecture) -> str:
+    return choose_engine(engine, architecture)[0].name  # "reference" where the fast one cannot run
 
 
-def pair_settings(source: str, mnist_index: int, cifar_index: int, alpha: float, lr: float, seed: int, engine="fast"):
+def pair_settings(
+    source: str,
+    mnist_index: int,
+    cifar_index: int,
+    alpha: float,
+    lr: float,
+    seed: int,
+    engine="fast",
+    architecture: Architecture = SEED_ARCHITECTURE,
+) -> dict:
     return {
         "kind": "pair",
         "source": source,
@@ -84,11 +94,27 @@ def pair_settings(source: str, mnist_index: int, cifar_index: int, alpha: float,
         "alpha": float(alpha),
         "lr": float(lr),
         "seed": int(seed),
-        "engine": _engine_that_runs(engine),
+        **_network(engine, architecture),
     }
 
 
-def study_settings(source: str, pairs: int, alpha: float, lr: float, seed: int, engine="fast") -> dict:
+def _network(engine: str, architecture: Architecture) -> dict:
+    return {
+        "engine": _engine_that_runs(engine, architecture),
+        "latent_channels": architecture.latent_channels,
+        "width": architecture.width,
+    }
+
+
+def study_settings(
+    source: str,
+    pairs: int,
+    alpha: float,
+    lr: float,
+    seed: int,
+    engine="fast",
+    architecture: Architecture = SEED_ARCHITECTURE,
+) -> dict:
     return {
         "kind": "study",
         "source": source,
@@ -96,25 +122,32 @@ def study_settings(source: str, pairs: int, alpha: float, lr: float, seed: int, 
         "alpha": float(alpha),
         "lr": float(lr),
         "seed": int(seed),
-        "engine": _engine_that_runs(engine),
+        **_network(engine, architecture),
     }
 
 
 def settings_of(job: Job) -> dict | None:
     """The settings `job` was made with; None for a pair of uploaded images, which is never stored."""
     trainer = job.trainer
+    network = {"engine": trainer.engine.name, "architecture": trainer.architecture}
     if isinstance(job, Study):
-        return study_settings(job.source, len(job.samples), job.alpha, trainer.lr, trainer.seed, trainer.engine.name)
+        return study_settings(job.source, len(job.samples), job.alpha, trainer.lr, trainer.seed, **network)
     if "upload" in (job.mnist.source, job.cifar.source):
         return None
     return pair_settings(
-        job.mnist.source, job.mnist.index, job.cifar.index, job.alpha, trainer.lr, trainer.seed, trainer.engine.name
+        job.mnist.source, job.mnist.index, job.cifar.index, job.alpha, trainer.lr, trainer.seed, **network
     )
 
 
 def job_from(settings: dict) -> Job:
     """An untrained job with these settings (data.DataUnavailable where its source is not downloaded)."""
-    common = {"alpha": settings["alpha"], "lr": settings["lr"], "seed": settings["seed"], "engine": settings["engine"]}
+    common = {
+        "alpha": settings["alpha"],
+        "lr": settings["lr"],
+        "seed": settings["seed"],
+        "engine": settings["engine"],
+        "architecture": Architecture(settings["latent_channels"], settings["width"]),
+    }
     if settings["kind"] == "study":
         return Study(settings["source"], settings["pairs"], **common)
     return Experiment(*data.load_pair(settings["source"], settings["mnist_index"], settings["cifar_index"]), **common)

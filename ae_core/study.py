@@ -13,6 +13,7 @@ import torch
 from . import data
 from .experiment import PairResult, pair_result
 from .mixing import SEED_ALPHA, check_alpha, mix
+from .model import SEED_ARCHITECTURE, Architecture
 from .training import SEED_LR, BatchTrainer
 
 MAX_PAIRS = 256
@@ -47,12 +48,15 @@ class Study:
         seed: int = 0,
         device: torch.device | str | None = None,
         engine: str = "fast",
+        architecture: Architecture = SEED_ARCHITECTURE,
     ) -> None:
         self.source, self.alpha, self.seed = source, check_alpha(alpha), seed
         self.indices = pick_pairs(source, pairs, seed)
         self.samples = [data.load_pair(source, i, j) for i, j in self.indices]
         self.mixed = torch.stack([mix(m.image, c.image, self.alpha) for m, c in self.samples])
-        self.trainer = BatchTrainer(self.mixed, lr=lr, seed=seed, device=device, engine=engine)
+        self.trainer = BatchTrainer(
+            self.mixed, lr=lr, seed=seed, device=device, engine=engine, architecture=architecture
+        )
 
     def train(self, epochs: int, **callbacks) -> str:
         return self.trainer.train(epochs, **callbacks)

@@ -15,7 +15,7 @@ import torch
 
 from . import worker
 from .engine import StackedAutoencoders, missing_private_ops
-from .model import IMAGE_SHAPE, initial_autoencoder
+from .model import IMAGE_SHAPE, SEED_ARCHITECTURE, Architecture, initial_autoencoder
 from .reference import SEED_LR
 from .reference_stack import ReferenceStack
 from .timeline import WATCHED, Frame, Timeline, next_frame_epoch
@@ -41,11 +41,18 @@ def check_lr(lr) -> float:
     return float(lr)
 
 
-def choose_engine(name: str) -> tuple[type[StackedAutoencoders], str]:
-    """The engine class for `name` (one of ENGINES) and, where the fast one cannot run on this torch,
-    the reference one with a sentence saying why (else "")."""
+def choose_engine(name: str, architecture: Architecture = SEED_ARCHITECTURE) -> tuple[type[StackedAutoencoders], str]:
+    """The engine class for `name` (one of ENGINES) and, where the fast one cannot run (another
+    network than the seed's, or a torch without its private operators), the reference one with a
+    sentence saying why (else "")."""
     if name not in ENGINES:
         raise ValueError(f"the engine must be one of {', '.join(ENGINES)} (got {name!r})")
+    if name == "fast" and not architecture.is_seed:
+        # The engine's buffers and its C kernel are laid out for the seed's 16-32-64 channels.
+        return ReferenceStack, (
+            "the fast engine is written for the seed's network; this one trains with the plain PyTorch "
+            "reference (reference.py), one network after another."
+        )
     missing = missing_private_ops() if name == "fast" else []
     if missing:
         return ReferenceStack, (
@@ -120,14 +127,15 @@ class BatchTrainer:
         seed: int = 0,
         device: torch.device | str | None = None,
         engine: str = "fast",
+        architecture: Architecture = SEED_ARCHITECTURE,
     ) -> None:
         if targets.dim() != 4 or tuple(targets.shape[1:]) != IMAGE_SHAPE or len(targets) == 0:
             raise ValueError(
                 f"targets must have shape (K, {', '.join(map(str, IMAGE_SHAPE))}), got {tuple(targets.shape)}"
             )
-        self.lr, self.seed = check_lr(lr), seed
-        initial = initial_autoencoder(seed).state_dict()
-        engine_class, self.engine_note = choose_engine(engine)
+        self.lr, self.seed, self.architecture = check_lr(lr), seed, architecture
+        initial = initial_autoencoder(seed, architecture).state_dict()
+        engine_class, self.engine_note = choose_engine(engine, architecture)
         self.engine = engine_class([initial] * len(targets), self.lr, device or best_device())
         self.targets = targets.to(self.engine.device, torch.float32).contiguous()
         self.losses = torch.empty(0, len(targets))  # (epochs, K); NaN after a diverged model's epoch
@@ -387,10 +395,11 @@ class Trainer(BatchTrainer):
         seed: int = 0,
         device: torch.device | str | None = None,
         engine: str = "fast",
+        architecture: Architecture = SEED_ARCHITECTURE,
     ) -> None:
         if tuple(target.shape) != IMAGE_SHAPE:
             raise ValueError(f"target must have shape {IMAGE_SHAPE}, got {tuple(target.shape)}")
-        super().__init__(target.unsqueeze(0), lr, seed, device, engine)
+        super().__init__(target.unsqueeze(0), lr, seed, device, engine, architecture)
 
     @property
     def loss_history(self) -> list[float]:

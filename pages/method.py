@@ -90,7 +90,7 @@ st.dataframe(
 st.markdown(
     "A 32 dB gap. Whatever it is given, the network draws the mix it trained on (see the images under "
     "*Does it generalize?*): each original alone comes back at 12.0 and 11.7 dB from itself, about as far "
-    "as the trained mix is from either original (12.98 dB). So the seed's table measures how well 0.21 M weights store one picture, not how "
-    "well an autoencoder separates a digit from a photo; un-mixing works only because the other original is "
-    "given exactly."
+    "as the trained mix is from either original (12.98 dB). So the seed's table measures how well 0.21 M "
+    "weights store one picture, not how well an autoencoder separates a digit from a photo; un-mixing works "
+    "only because the other original is given exactly."
 )
