@@ -21,6 +21,7 @@ from ae_core import data, reporting, store
 from ae_core.data import DataUnavailable
 from ae_core.experiment import Experiment, PairResult
 from ae_core.mixing import SEED_ALPHA, check_alpha
+from ae_core.model import LATENT_CHANNELS, SEED_ARCHITECTURE, WIDTHS, Architecture
 from ae_core.reference import SEED_EPOCHS, SEED_LR
 from ae_core.study import MAX_PAIRS, Study, check_pairs
 from ae_core.sweep import SWEEPABLE, Sweep
@@ -95,11 +96,17 @@ def checked_number(check: Callable[[float], float]) -> Callable[[str], float]:
     return parse
 
 
-def one_of(choices) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text not in choices:
-            raise ValueError(f"not one of {', '.join(choices)}")
-        return text
+def one_of(choices, convert: Callable[[str], object] = str) -> Callable[[str], object]:
+    named = ", ".join(f"{choice:g}" if isinstance(choice, float) else str(choice) for choice in choices)
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value not in choices:
+            raise ValueError(f"not one of {named}")
+        return value
 
     return parse
 
@@ -108,6 +115,8 @@ EPOCHS_IN_A_LINK = whole_number(1, MAX_EPOCHS)
 SEED_IN_A_LINK = whole_number(-(2**53), 2**53)  # what a number input holds exactly
 LR_IN_A_LINK = checked_number(check_lr)
 ALPHA_IN_A_LINK = checked_number(check_alpha)
+LATENT_IN_A_LINK = one_of(list(LATENT_CHANNELS), int)
+WIDTH_IN_A_LINK = one_of(list(WIDTHS), float)
 
 
 def settings_from_link(page: str, link: dict[str, LinkSetting]) -> None:
@@ -186,6 +195,38 @@ def training_settings(key_prefix: str, default_epochs: int, seed_help: str, with
         except ValueError as error:
             problems.append(as_sentence(error))
     return chosen, problems + epoch_limit_problems(chosen["epochs"])
+
+
+def network_choice(key_prefix: str) -> Architecture:
+    """The network's latent channels and width, the seed's by default, keyed `{key_prefix}latent_channels`
+    and `{key_prefix}width`; says so when the choice is not the seed's network."""
+    latent_column, width_column, note = st.columns([1, 1, 2])
+    latent = latent_column.selectbox(
+        "Latent channels",
+        LATENT_CHANNELS,
+        index=LATENT_CHANNELS.index(SEED_ARCHITECTURE.latent_channels),
+        format_func=lambda channels: (
+            f"{channels} (the seed's)" if channels == SEED_ARCHITECTURE.latent_channels else str(channels)
+        ),
+        key=f"{key_prefix}latent_channels",
+        help="The bottleneck holds this many channels of 2 x 2 numbers",
+    )
+    width = width_column.selectbox(
+        "Width",
+        WIDTHS,
+        index=WIDTHS.index(SEED_ARCHITECTURE.width),
+        format_func=lambda width: f"{width:g}x (the seed's)" if width == SEED_ARCHITECTURE.width else f"{width:g}x",
+        key=f"{key_prefix}width",
+        help="x the seed's 16 and 32 channels of the outer layers",
+    )
+    architecture = Architecture(latent, width)
+    if not architecture.is_seed:
+        note.caption(
+            f":material/info: Not the seed's network: {architecture.describe()}. It trains with the plain "
+            "PyTorch reference (the fast engine is written for the seed's sizes), and its results are not the "
+            "seed's experiment."
+        )
+    return architecture
 
 
 def dataset_source(key: str) -> tuple[str, list[str]]:

@@ -276,9 +276,10 @@ def score_figures(rows: list[dict], metric: str, standing: dict | None = None) -
     return boxes, histograms
 
 
-def sweep_figures(points: list, setting: str) -> tuple[go.Figure, go.Figure]:
+def sweep_figures(points: list, setting: str, seed_value: float | None = None) -> tuple[go.Figure, go.Figure]:
     """Box plots of PSNR and of SSIM against the swept value (`setting` names it), one box per value
-    and dataset, the seed's values dashed."""
+    and dataset, the seed's values dashed and, where swept, the seed's own value of the setting
+    marked."""
     labels = [f"{point.value:g}" for point in points]
     x = [label for label, point in zip(labels, points) for _ in point.scores["mnist"]["psnr"]]
     figures = []
@@ -288,6 +289,14 @@ def sweep_figures(points: list, setting: str) -> tuple[go.Figure, go.Figure]:
         )
         figure = go.Figure([_points_box(name, colour, values, x, size=4) for name, colour, values in traces])
         _seed_lines(figure, metric)
+        if seed_value is not None and f"{seed_value:g}" in labels:
+            figure.add_vline(
+                labels.index(f"{seed_value:g}"),
+                line_color=MARKER_GREY,
+                line_dash="dot",
+                showlegend=True,
+                name=f"the seed's {setting}: {seed_value:g}",
+            )
         _score_layout(
             figure,
             f"{METRIC_TITLES[metric]} against {setting}",

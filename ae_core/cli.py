@@ -25,6 +25,7 @@ from tqdm import tqdm
 from . import bench, data, native, probe, reporting, store
 from .experiment import Experiment
 from .mixing import SEED_ALPHA
+from .model import LATENT_CHANNELS, SEED_ARCHITECTURE, WIDTHS, Architecture
 from .reference import SEED_EPOCHS, SEED_LR
 from .study import MAX_PAIRS, Study, check_pairs, summarize
 from .sweep import SWEEPABLE, Sweep, parse_values
@@ -93,6 +94,16 @@ def _add_training_options(command: argparse.ArgumentParser) -> None:
         choices=list(ENGINES),
         default="fast",
         help="fast: the hand-written engine; reference: plain PyTorch (reference.py), the yardstick",
+    )
+    command.add_argument(
+        "--latent-channels",
+        type=int,
+        choices=LATENT_CHANNELS,
+        default=SEED_ARCHITECTURE.latent_channels,
+        help="the bottleneck's channels (the seed's: 64)",
+    )
+    command.add_argument(
+        "--width", type=float, choices=WIDTHS, default=SEED_ARCHITECTURE.width, help="x the seed's 16 and 32 channels"
     )
     command.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -237,9 +248,16 @@ class _Terminal:
             self._close_bar()
 
 
+def _architecture(args) -> Architecture:
+    return Architecture(args.latent_channels, args.width)
+
+
 def _where(trainer) -> str:
-    """Where and with which engine `trainer` trains, and why not with the fast one where it cannot."""
-    where = f"on {trainer.engine.device} with the {trainer.engine.name} engine"
+    """Which network, where and with which engine `trainer` trains, and why not with the fast one
+    where it cannot."""
+    where = (
+        f"on {trainer.engine.device} with the {trainer.engine.name} engine\nnetwork: {trainer.architecture.describe()}"
+    )
     return f"{where}\n{trainer.engine_note}" if trainer.engine_note else where
 
 
@@ -283,11 +301,12 @@ def _keep(runs: "store.RunStore | None", job, target_epochs: int, results) -> No
 def _run(args, terminal: _Terminal) -> str:
     _download_if_asked(args)
     mnist, cifar = data.load_pair(args.source, args.mnist_index, args.cifar_index)
-    settings = store.pair_settings(args.source, mnist.index, cifar.index, args.alpha, args.lr, args.seed, args.engine)
+    network = {"engine": args.engine, "architecture": _architecture(args)}
+    settings = store.pair_settings(args.source, mnist.index, cifar.index, args.alpha, args.lr, args.seed, **network)
     runs, experiment = _stored_or_new(
         args,
         settings,
-        lambda: Experiment(mnist, cifar, alpha=args.alpha, lr=args.lr, seed=args.seed, engine=args.engine),
+        lambda: Experiment(mnist, cifar, alpha=args.alpha, lr=args.lr, seed=args.seed, **network),
     )
     print(
         f"Training on the mix of {mnist.caption} and {cifar.caption} (alpha {args.alpha:g}) for "
@@ -334,11 +353,12 @@ def _print_pair(experiment: Experiment, result) -> None:
 
 def _study(args, terminal: _Terminal) -> str:
     _download_if_asked(args)
-    settings = store.study_settings(args.source, args.pairs, args.alpha, args.lr, args.seed, args.engine)
+    network = {"engine": args.engine, "architecture": _architecture(args)}
+    settings = store.study_settings(args.source, args.pairs, args.alpha, args.lr, args.seed, **network)
     runs, study = _stored_or_new(
         args,
         settings,
-        lambda: Study(args.source, args.pairs, alpha=args.alpha, lr=args.lr, seed=args.seed, engine=args.engine),
+        lambda: Study(args.source, args.pairs, alpha=args.alpha, lr=args.lr, seed=args.seed, **network),
     )
     print(
         f"Training {args.pairs} pairs from the {args.source} source side by side for {args.epochs} epochs, "
@@ -377,11 +397,14 @@ def _sweep(args, terminal: _Terminal) -> str:
         alpha=args.alpha,
         seed=args.seed,
         engine=args.engine,
+        architecture=_architecture(args),
     )
-    held = f"lr {args.lr:g}" if args.over == "epochs" else f"{args.epochs} epochs"
+    held = [f"lr {args.lr:g}"] * (args.over != "lr") + [f"{args.epochs} epochs"] * (args.over != "epochs")
+    if args.over != "latent":
+        held.append(f"network {_architecture(args).describe()}")
     print(
         f"Sweeping {SWEEPABLE[args.over]} over {', '.join(f'{v:g}' for v in sweep.values)} for {args.pairs} "
-        f"pairs from the {args.source} source ({held}, alpha {args.alpha:g}, seed {args.seed}, "
+        f"pairs from the {args.source} source ({', '.join(held)}, alpha {args.alpha:g}, seed {args.seed}, "
         f"{args.engine} engine)"
     )
     with terminal.training():

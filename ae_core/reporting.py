@@ -405,6 +405,7 @@ def sweep_report(sweep: Sweep) -> dict:
             "values": sweep.values,
             "epochs": sweep.epochs,
             "lr": sweep.lr,
+            "architecture": sweep.architecture.as_dict(),  # held, unless the sweep is over latent channels
             **sweep.study_settings,
         },
         "seed_reported": SEED_RESULTS,

@@ -1,8 +1,9 @@
-"""A sweep: the same pairs at several learning rates or epoch counts, scored at each value.
+"""A sweep: the same pairs at several learning rates, epoch counts or latent sizes, scored at each value.
 
 An epochs sweep trains one study and scores it each time it reaches a value (so it costs no more than
 the largest value); a learning-rate sweep trains one study per rate, each on the same pairs from the
-same initial weights. `run` may be called again after a stop: it goes on where it stopped.
+same initial weights; a latent sweep one study per network size (model.Architecture), its pairs all
+together. `run` may be called again after a stop: it goes on where it stopped.
 """
 
 from collections.abc import Callable
@@ -10,16 +11,17 @@ from dataclasses import dataclass
 from functools import partial
 
 from .mixing import SEED_ALPHA
+from .model import LATENT_CHANNELS, SEED_ARCHITECTURE, Architecture
 from .study import Study, score_lists, summarize
 from .training import DIVERGED, FINISHED, SEED_LR, STOPPED, Progress, check_epochs, check_lr
 
-SWEEPABLE = {"lr": "learning rate", "epochs": "epochs"}
+SWEEPABLE = {"lr": "learning rate", "epochs": "epochs", "latent": "latent channels"}
 MAX_VALUES = 8
 
 
 def _check_setting(over: str) -> str:
     if over not in SWEEPABLE:
-        raise ValueError(f"a sweep goes over {' or '.join(SWEEPABLE)} (got {over!r})")
+        raise ValueError(f"a sweep goes over {', '.join(SWEEPABLE)} (got {over!r})")
     return over
 
 
@@ -29,20 +31,25 @@ def check_values(over: str, values) -> list:
     values = list(values)
     if not 1 <= len(values) <= MAX_VALUES:
         raise ValueError(f"a sweep takes 1 to {MAX_VALUES} values (got {len(values)})")
-    check = check_epochs if over == "epochs" else check_lr
-    values = sorted(check(value) for value in values)
+    values = sorted({"epochs": check_epochs, "lr": check_lr, "latent": _check_latent}[over](value) for value in values)
     if len(set(values)) < len(values):
         raise ValueError(f"each {SWEEPABLE[over]} may appear once")
     return values
 
 
+def _check_latent(channels) -> int:
+    if isinstance(channels, bool) or channels not in LATENT_CHANNELS:
+        raise ValueError(f"latent channels must be among {', '.join(map(str, LATENT_CHANNELS))} (got {channels!r})")
+    return channels
+
+
 def parse_values(over: str, text: str) -> list:
     """Values typed as text, separated by commas or spaces ("3e-4, 1e-3"), checked as above."""
-    convert = int if _check_setting(over) == "epochs" else float
+    convert = float if _check_setting(over) == "lr" else int
     try:
         values = [convert(part) for part in text.replace(",", " ").split()]
     except ValueError:
-        kind = "whole numbers" if over == "epochs" else "numbers"
+        kind = "numbers" if over == "lr" else "whole numbers"
         raise ValueError(f"{SWEEPABLE[over]} values must be {kind} separated by commas (got {text!r})") from None
     return check_values(over, values)
 
@@ -53,12 +60,15 @@ class SweepPoint:
     epochs: int
     lr: float
     diverged: int  # models that diverged (their kept weights are scored)
+    engine: str  # which trained them: "fast", or "reference" for another network than the seed's
+    architecture: dict  # model.Architecture.as_dict() of the networks
     scores: dict[str, dict[str, list[float]]]  # dataset -> metric -> one value per pair
     summary: dict
 
 
 class Sweep:
-    """`values` of `over` ("lr" or "epochs"); the other setting is held at `lr` or `epochs`."""
+    """`values` of `over` ("lr", "epochs" or "latent"); the settings not swept are held at `lr`,
+    `epochs` and `architecture`."""
 
     def __init__(
         self,
@@ -71,14 +81,15 @@ class Sweep:
         alpha: float = SEED_ALPHA,
         seed: int = 0,
         engine: str = "fast",
+        architecture: Architecture = SEED_ARCHITECTURE,
     ) -> None:
         self.over, self.values = over, check_values(over, values)
-        self.epochs, self.lr = check_epochs(epochs), check_lr(lr)
+        self.epochs, self.lr, self.architecture = check_epochs(epochs), check_lr(lr), architecture
         self.study_settings = {"source": source, "pairs": pairs, "alpha": alpha, "seed": seed, "engine": engine}
         self.points: list[SweepPoint] = []
         self.study: Study | None = None  # the one being trained for the next point
         if over == "epochs":
-            self.study = Study(**self.study_settings, lr=self.lr)
+            self.study = Study(**self.study_settings, lr=self.lr, architecture=architecture)
 
     @property
     def done(self) -> bool:
@@ -95,9 +106,13 @@ class Sweep:
         while not self.done:
             index = len(self.points)
             value = self.values[index]
-            epochs, lr = (value, self.lr) if self.over == "epochs" else (self.epochs, value)
+            epochs = value if self.over == "epochs" else self.epochs
+            lr = value if self.over == "lr" else self.lr
             if self.study is None:
-                self.study = Study(**self.study_settings, lr=lr)
+                architecture = self.architecture
+                if self.over == "latent":
+                    architecture = Architecture(value, self.architecture.width)
+                self.study = Study(**self.study_settings, lr=lr, architecture=architecture)
             report = None if on_progress is None else partial(on_progress, index)
             status = self.study.train(
                 epochs, on_progress=report, should_stop=should_stop, in_child_process=in_child_process
@@ -105,7 +120,7 @@ class Sweep:
             if status == STOPPED:
                 return STOPPED
             self.points.append(_score(self.study, value, epochs, lr))
-            if self.over == "lr":
+            if self.over != "epochs":
                 self.study = None
             elif status == DIVERGED:  # every model diverged: later epoch counts would score the same weights
                 self.values = self.values[: len(self.points)]
@@ -114,4 +129,14 @@ class Sweep:
 
 def _score(study: Study, value, epochs: int, lr: float) -> SweepPoint:
     results = study.results()
-    return SweepPoint(value, epochs, lr, len(study.trainer.diverged), score_lists(results), summarize(results))
+    trainer = study.trainer
+    return SweepPoint(
+        value,
+        epochs,
+        lr,
+        len(trainer.diverged),
+        trainer.engine.name,
+        trainer.architecture.as_dict(),
+        score_lists(results),
+        summarize(results),
+    )

@@ -1,4 +1,4 @@
-"""Architecture: the seed's network layer by layer, checked against the seed's parameter listing."""
+"""Architecture: the network layer by layer, checked against the seed's parameter listing."""
 
 import math
 
@@ -6,15 +6,22 @@ import streamlit as st
 
 from ae_core.model import IMAGE_SHAPE, architecture_rows
 from ae_core.reporting import SEED_ARCHITECTURE
-from app_widgets import through_the_app_navigation
+from app_widgets import network_choice, through_the_app_navigation
 
 through_the_app_navigation()
 st.title("Architecture")
 st.caption(
-    "The autoencoder of the seed report, for one 3 x 32 x 32 input. A ticked box says that a layer's "
-    "parameter shapes equal the seed's listing (`seed-architecture.json`)."
+    "The autoencoder of the seed report, or the same shape of network at another size, for one 3 x 32 x 32 "
+    "input. A ticked box says that a layer's parameter shapes equal the seed's listing (`seed-architecture.json`)."
 )
-rows = architecture_rows(SEED_ARCHITECTURE["state_dict"])
+architecture = network_choice("architecture_")
+rows = architecture_rows(SEED_ARCHITECTURE["state_dict"], architecture)
+if not architecture.is_seed:
+    st.warning(
+        "This is not the seed's network, so the check against the seed's listing compares nothing: the "
+        "boxes say only which layers happen to keep the seed's shapes.",
+        icon=":material/info:",
+    )
 # A checkbox column renders in every browser; a check-mark character needs a font that has it.
 st.dataframe(
     rows,

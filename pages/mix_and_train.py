@@ -14,13 +14,16 @@ from ae_core.training import DIVERGED, Progress
 from app_widgets import (
     ALPHA_IN_A_LINK,
     EPOCHS_IN_A_LINK,
+    LATENT_IN_A_LINK,
     LR_IN_A_LINK,
     SEED_IN_A_LINK,
+    WIDTH_IN_A_LINK,
     LinkSetting,
     Run,
     as_sentence,
     download_panel,
     forget_steps,
+    network_choice,
     one_of,
     open_stored,
     picture_row,
@@ -61,6 +64,8 @@ LINK = {
     "lr": LinkSetting("lr", LR_IN_A_LINK),
     "alpha": LinkSetting("alpha", ALPHA_IN_A_LINK),
     "seed": LinkSetting("seed", SEED_IN_A_LINK),
+    "latent": LinkSetting("latent_channels", LATENT_IN_A_LINK),
+    "width": LinkSetting("width", WIDTH_IN_A_LINK),
 }
 
 through_the_app_navigation()
@@ -302,6 +307,7 @@ with right:
     cifar = pick(CIFAR10, source, problems)
 chosen, setting_problems = training_settings("", SEED_EPOCHS, seed_help="Initial weights")
 problems += setting_problems
+architecture = network_choice("")
 settings_to_link(LINK, leave_out=("mnist", "cifar") if source == "upload" else ())
 go, *steps, stop, _ = st.columns([1, 1, 1, 1, 2])
 train_clicked = go.button("Train", key="train", type="primary", icon=":material/play_arrow:")
@@ -318,9 +324,11 @@ if ready:
     uploads = [
         hashlib.sha1(s.image.numpy().tobytes()).hexdigest() if s.source == "upload" else s.index for s in (mnist, cifar)
     ]
-    pair_key = (source, *uploads, float(chosen["lr"]), int(chosen["seed"]), float(chosen["alpha"]))
+    pair_key = (source, *uploads, float(chosen["lr"]), int(chosen["seed"]), float(chosen["alpha"]), architecture)
     if (run is None or run.key != pair_key) and source != "upload":
-        settings = store.pair_settings(source, mnist.index, cifar.index, chosen["alpha"], chosen["lr"], chosen["seed"])
+        settings = store.pair_settings(
+            source, mnist.index, cifar.index, chosen["alpha"], chosen["lr"], chosen["seed"], architecture=architecture
+        )
         run = open_stored("run", pair_key, settings) or run
     if run is None or run.key != pair_key:
         picture_row(
@@ -329,7 +337,9 @@ if ready:
 
 
 def new_experiment() -> Experiment:
-    return Experiment(mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
+    return Experiment(
+        mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]), architecture=architecture
+    )
 
 
 target_epochs, step_problems = stepped_target("run", pair_key) if ready else (None, [])

@@ -7,6 +7,7 @@ import streamlit as st
 
 from ae_core import charts, reporting
 from ae_core.data import DataUnavailable
+from ae_core.model import Architecture
 from ae_core.store import StoredRun
 from app_widgets import picture_row, run_store, through_the_app_navigation
 
@@ -35,7 +36,18 @@ def link(run: StoredRun) -> str:
     names = ("source", "mnist_index", "cifar_index") if run.kind == "pair" else ("source", "pairs")
     shown = {name.removesuffix("_index"): settings[name] for name in names}
     query = urlencode({**shown, "epochs": run.target_epochs, **{k: settings[k] for k in ("lr", "alpha", "seed")}})
+    if run.kind == "pair":  # Mix & Train offers other networks; the Batch study trains the seed's
+        query += "&" + urlencode({"latent": settings["latent_channels"], "width": settings["width"]})
     return f"./{'batch_study' if run.kind == 'study' else ''}?{query}"
+
+
+def network_name(settings: dict) -> str:
+    architecture = Architecture(settings["latent_channels"], settings["width"])
+    return (
+        "the seed's"
+        if architecture.is_seed
+        else f"latent {architecture.latent_channels}, width {architecture.width:g}x"
+    )
 
 
 def table_rows(stored: list[StoredRun]) -> list[dict]:
@@ -44,6 +56,7 @@ def table_rows(stored: list[StoredRun]) -> list[dict]:
             "Open": link(run),
             "Kind": KINDS[run.kind],
             "Data": reporting.run_what(run.settings),
+            "Network": network_name(run.settings),
             "Epochs": run.epochs,
             "Stopped": run.epochs < run.target_epochs,
             "Learning rate": run.settings["lr"],

@@ -5,6 +5,8 @@ import json
 import streamlit as st
 
 from ae_core import charts, reporting
+from ae_core.model import SEED_ARCHITECTURE
+from ae_core.reference import SEED_EPOCHS, SEED_LR
 from ae_core.sweep import SWEEPABLE, Sweep, parse_values
 from app_widgets import (
     STUDY_EPOCHS,
@@ -16,15 +18,17 @@ from app_widgets import (
     training_settings,
 )
 
-SWEEP_DEFAULTS = {"lr": "3e-4, 1e-3, 3e-3", "epochs": "500, 1000, 2000, 4000"}
+SWEEP_DEFAULTS = {"lr": "3e-4, 1e-3, 3e-3", "epochs": "500, 1000, 2000, 4000", "latent": "4, 8, 16, 32, 64, 128"}
+# The seed's own value of each setting, marked on the charts.
+SEED_VALUES = {"lr": SEED_LR, "epochs": SEED_EPOCHS, "latent": SEED_ARCHITECTURE.latent_channels}
 
 through_the_app_navigation()
 st.title("Sweep")
 st.caption(
-    "The same pairs at several learning rates or epoch counts, each value scored over all pairs, as a "
-    "Batch study would score them. An epochs sweep trains once and scores at each count; a learning-rate "
-    "sweep trains once per rate, from the same initial weights. The setting not swept (the epochs, or the "
-    "learning rate) is held at its value below."
+    "The same pairs at several learning rates, epoch counts or latent sizes, each value scored over all pairs, "
+    "as a Batch study would score them. An epochs sweep trains once and scores at each count; a learning-rate "
+    "or latent sweep trains once per value, from the same initial weights (a network other than the seed's "
+    "with the plain PyTorch reference). The settings not swept are held at their values below."
 )
 
 # -- inputs ------------------------------------------------------------------------------------------
@@ -68,7 +72,8 @@ sweep_key = (
         int(chosen["pairs"]),
         float(chosen["alpha"]),
         int(chosen["seed"]),
-        float(chosen["lr"]) if over == "epochs" else int(chosen["epochs"]),
+        float(chosen["lr"]),
+        int(chosen["epochs"]),
     )
     if sweep_ready
     else None
@@ -89,7 +94,9 @@ def new_sweep() -> Sweep:
 
 
 if sweep_clicked and sweep_key is not None:
-    stored = sweep_run(sweep_key, new_sweep, lambda points: charts.sweep_figures(points, SWEEPABLE[over])[0])
+    stored = sweep_run(
+        sweep_key, new_sweep, lambda points: charts.sweep_figures(points, SWEEPABLE[over], SEED_VALUES[over])[0]
+    )
 
 if stored is not None and stored.sweep.points:
     sweep = stored.sweep
@@ -101,7 +108,7 @@ if stored is not None and stored.sweep.points:
     if sweep_key != stored.key:
         st.caption("This sweep belongs to the settings run earlier; press Run sweep to sweep the current ones.")
     setting = SWEEPABLE[sweep.over]
-    psnr_figure, ssim_figure = charts.sweep_figures(sweep.points, setting)
+    psnr_figure, ssim_figure = charts.sweep_figures(sweep.points, setting, SEED_VALUES[sweep.over])
     left, right = st.columns(2)
     left.plotly_chart(psnr_figure, key="sweep_psnr")
     right.plotly_chart(ssim_figure, key="sweep_ssim")

@@ -84,7 +84,7 @@ def test_a_rate_that_diverges_is_scored_on_the_weights_kept_and_the_sweep_goes_o
         ("lr", "-1e-3", "above 0"),
         ("epochs", "100, 2.5", "must be whole numbers"),
         ("epochs", "0", "at least 1"),
-        ("dropout", "0.1", "goes over lr or epochs"),
+        ("dropout", "0.1", "goes over lr, epochs, latent"),
     ],
 )
 def test_bad_sweep_values_are_refused_with_a_reason(over, text, says):

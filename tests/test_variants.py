@@ -1,0 +1,123 @@
+"""Other bottlenecks and widths: the same shape of network at other sizes, trained and reported as such."""
+
+import itertools
+import json
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+from test_app import APP, train
+from test_cli import run_cli
+
+from ae_core import reference
+from ae_core.model import LATENT_CHANNELS, SEED_ARCHITECTURE, WIDTHS, Architecture, Autoencoder, initial_autoencoder
+from ae_core.training import BatchTrainer
+
+VARIANTS = [Architecture(latent, width) for latent, width in itertools.product(LATENT_CHANNELS, WIDTHS)]
+
+
+@pytest.mark.parametrize("architecture", VARIANTS, ids=lambda a: f"latent{a.latent_channels}-width{a.width:g}")
+def test_each_variant_has_the_seeds_shape_at_its_own_sizes(architecture):
+    c1, c2, latent = round(16 * architecture.width), round(32 * architecture.width), architecture.latent_channels
+    expected = {
+        "encoder.0.weight": (c1, 3, 3, 3),
+        "encoder.2.weight": (c2, c1, 3, 3),
+        "encoder.4.weight": (latent, c2, 7, 7),
+        "decoder.0.weight": (latent, c2, 7, 7),  # transposed: in x out x k x k
+        "decoder.2.weight": (c2, c1, 3, 3),
+        "decoder.4.weight": (c1, 3, 3, 3),
+        "encoder.0.bias": (c1,),
+        "encoder.2.bias": (c2,),
+        "encoder.4.bias": (latent,),
+        "decoder.0.bias": (c2,),
+        "decoder.2.bias": (c1,),
+        "decoder.4.bias": (3,),
+    }
+    model = Autoencoder(architecture)
+    assert {name: tuple(p.shape) for name, p in model.state_dict().items()} == expected
+    assert sum(p.numel() for p in model.parameters()) == architecture.parameters
+    assert architecture.latent_size == latent * 4
+    with torch.no_grad():
+        assert model(torch.rand(2, 3, 32, 32)).shape == (2, 3, 32, 32)
+
+
+def test_the_default_is_the_seeds_network_and_anything_else_is_refused():
+    assert Architecture() == SEED_ARCHITECTURE and SEED_ARCHITECTURE.is_seed
+    assert SEED_ARCHITECTURE.parameters == 210_947 and SEED_ARCHITECTURE.latent_size == 256
+    assert not Architecture(32).is_seed and not Architecture(64, 2).is_seed
+    for latent, width in ((3, 1.0), (256, 1.0), (64, 1.5), (True, 1.0)):
+        with pytest.raises(ValueError, match="latent channels must be one of|width must be one of"):
+            Architecture(latent, width)
+
+
+def test_a_variant_trains_on_the_reference_path_exactly_as_the_plain_loop_and_says_so():
+    architecture, target = Architecture(8, 0.5), torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(3))
+    trainer = BatchTrainer(target[None], seed=2, architecture=architecture)
+    assert trainer.engine.name == "reference" and "written for the seed's network" in trainer.engine_note
+    trainer.train(40)
+    model = initial_autoencoder(2, architecture)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    plain = [reference.step(model, optimizer, target[None]).item() for _ in range(40)]
+    assert trainer.losses[:, 0].tolist() == pytest.approx(plain, rel=1e-6)
+    assert torch.allclose(trainer.engine.params[0], torch.cat([p.flatten() for p in model.state_dict().values()]))
+
+
+def test_weights_of_one_architecture_are_never_loaded_into_another():
+    small = BatchTrainer(torch.rand(1, 3, 32, 32), architecture=Architecture(4))
+    small.train(3)
+    seed = BatchTrainer(torch.rand(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="does not fit"):
+        seed.load_saved_state(small.saved_state())
+
+
+def test_the_cli_takes_a_network_size_and_records_it_and_its_engine(tmp_path):
+    report = tmp_path / "run.json"
+    done = run_cli(
+        "run", "--mnist-index", "1", "--cifar-index", "1", "--epochs", "20", "--latent-channels", "8", "--width", "0.5",
+        "--json", str(report),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (
+        "network: channels 8-16-8, latent 8 x 2 x 2 = 32 numbers" in done.stdout and "reference engine" in done.stdout
+    )
+    settings = json.loads(report.read_text())["settings"]
+    assert settings["engine"] == "reference"
+    assert settings["architecture"] == Architecture(8, 0.5).as_dict()
+    assert settings["architecture"]["parameters"] == 15_339 and not settings["architecture"]["is_seed"]
+    for flag, value in (("--latent-channels", "3"), ("--width", "3")):
+        refused = run_cli("run", "--mnist-index", "1", "--cifar-index", "1", flag, value)
+        assert refused.returncode == 2 and "invalid choice" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_latent_sweep_scores_each_size_and_records_its_network(tmp_path):
+    report = tmp_path / "sweep.json"
+    done = run_cli(
+        "sweep", "--pairs", "2", "--over", "latent", "--values", "4", "64", "--epochs", "30", "--json", str(report)
+    )
+    assert done.returncode == 0, done.stderr
+    points = json.loads(report.read_text())["points"]
+    assert [point["value"] for point in points] == [4, 64]
+    assert [point["engine"] for point in points] == ["reference", "fast"]
+    assert [point["architecture"]["latent_size"] for point in points] == [16, 256]
+    refused = run_cli("sweep", "--pairs", "2", "--over", "latent", "--values", "5")
+    assert refused.returncode == 2 and "latent channels must be among" in refused.stderr
+
+
+def test_mix_and_train_offers_another_network_and_says_it_is_not_the_seeds():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.selectbox(key="latent_channels").set_value(16)
+    at.number_input(key="epochs").set_value(30)
+    at = train(at.run())
+    assert not at.exception
+    assert any("Not the seed's network" in caption.value for caption in at.caption)
+    trainer = at.session_state["run"].trainer
+    assert trainer.architecture == Architecture(16) and trainer.engine.name == "reference"
+    assert at.query_params["latent"] == "16"
+
+
+def test_the_architecture_page_draws_the_chosen_network_and_compares_nothing_for_another():
+    at = AppTest.from_file("../pages/architecture.py", default_timeout=60).run()
+    assert not at.warning and at.metric[0].value == f"{SEED_ARCHITECTURE.parameters:,}"
+    at = at.selectbox(key="architecture_width").set_value(2.0).run()
+    assert not at.exception and "not the seed's network" in at.warning[0].value
+    assert at.metric[0].value == f"{Architecture(64, 2.0).parameters:,}"
