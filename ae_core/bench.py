@@ -12,6 +12,7 @@ import torch
 from . import reference
 from .data import load_pair
 from .mixing import mix
+from .model import SEED_ARCHITECTURE, Architecture
 from .study import Study
 from .training import Trainer
 
@@ -49,20 +50,23 @@ def format_speed(result: dict) -> str:
     )
 
 
-def compare_study_speed(pairs: int, epochs: int = 500, rounds: int = 3, seed: int = 0) -> dict:
-    """A study of `pairs` pairs against the plain loop training the same pairs one after another.
+def compare_study_speed(
+    pairs: int, epochs: int = 500, rounds: int = 3, seed: int = 0, architecture: Architecture = SEED_ARCHITECTURE
+) -> dict:
+    """A study of `pairs` pairs of `architecture` against the plain loop training the same pairs one
+    after another.
 
     The two alternate for `rounds` rounds, each from the initial weights, and the median of the
     rounds' ratios is reported: on a shared machine one round of either can be a fifth slower.
     """
-    study = Study("sample", pairs, seed=seed)
+    study = Study("sample", pairs, seed=seed, architecture=architecture)
     plain, batched = [], []
     for _ in range(rounds):
         start = time.perf_counter()
         for target in study.mixed:
-            reference.train(target, epochs, seed=seed)
+            reference.train(target, epochs, seed=seed, architecture=architecture)
         plain.append(time.perf_counter() - start)
-        fresh = Study("sample", pairs, seed=seed)
+        fresh = Study("sample", pairs, seed=seed, architecture=architecture)
         start = time.perf_counter()
         fresh.train(epochs)
         batched.append(time.perf_counter() - start)
@@ -75,6 +79,7 @@ def compare_study_speed(pairs: int, epochs: int = 500, rounds: int = 3, seed: in
         "plain_seconds": statistics.median(plain),
         "study_seconds": statistics.median(batched),
         "speedup": statistics.median(speedups),
+        "engine": study.trainer.engine.name,
         "speedups": speedups,
     }
 

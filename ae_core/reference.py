@@ -12,16 +12,22 @@ from torch import nn
 from .data import Sample
 from .metrics import quality
 from .mixing import SEED_ALPHA, mix, unmix
-from .model import Autoencoder, initial_autoencoder
+from .model import SEED_ARCHITECTURE, Architecture, Autoencoder, initial_autoencoder
 
 SEED_EPOCHS = 10_000
 SEED_LR = 1e-3
 
 
-def train(target: torch.Tensor, epochs: int, lr: float = SEED_LR, seed: int = 0) -> tuple[Autoencoder, list[float]]:
-    """Train the seed's network on one image (3, 32, 32) in [0, 1]; returns the network and the loss
-    of each epoch, taken before its step."""
-    model = initial_autoencoder(seed)
+def train(
+    target: torch.Tensor,
+    epochs: int,
+    lr: float = SEED_LR,
+    seed: int = 0,
+    architecture: Architecture = SEED_ARCHITECTURE,
+) -> tuple[Autoencoder, list[float]]:
+    """Train the seed's network (or another `architecture`) on one image (3, 32, 32) in [0, 1]; returns
+    the network and the loss of each epoch, taken before its step."""
+    model = initial_autoencoder(seed, architecture)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     batch = target.unsqueeze(0)
     losses = [step(model, optimizer, batch).item() for _ in range(epochs)]
