@@ -198,13 +198,16 @@ def training_settings(key_prefix: str, default_epochs: int, seed_help: str, with
 
 
 def network_choice(key_prefix: str) -> Architecture:
-    """The network's latent channels and width, the seed's by default, keyed `{key_prefix}latent_channels`
-    and `{key_prefix}width`; says so when the choice is not the seed's network."""
+    """The network's latent channels and width, keyed `{key_prefix}latent_channels` and `{key_prefix}width`:
+    at first the last one chosen on any page (st.session_state["network"]), else the seed's. Says so when
+    the choice is not the seed's network."""
+    latest = st.session_state.get("network", SEED_ARCHITECTURE)
+    st.session_state.setdefault(f"{key_prefix}latent_channels", latest.latent_channels)
+    st.session_state.setdefault(f"{key_prefix}width", latest.width)
     latent_column, width_column, note = st.columns([1, 1, 2])
     latent = latent_column.selectbox(
         "Latent channels",
         LATENT_CHANNELS,
-        index=LATENT_CHANNELS.index(SEED_ARCHITECTURE.latent_channels),
         format_func=lambda channels: (
             f"{channels} (the seed's)" if channels == SEED_ARCHITECTURE.latent_channels else str(channels)
         ),
@@ -214,12 +217,11 @@ def network_choice(key_prefix: str) -> Architecture:
     width = width_column.selectbox(
         "Width",
         WIDTHS,
-        index=WIDTHS.index(SEED_ARCHITECTURE.width),
         format_func=lambda width: f"{width:g}x (the seed's)" if width == SEED_ARCHITECTURE.width else f"{width:g}x",
         key=f"{key_prefix}width",
         help="x the seed's 16 and 32 channels of the outer layers",
     )
-    architecture = Architecture(latent, width)
+    architecture = st.session_state["network"] = Architecture(latent, width)
     if not architecture.is_seed:
         note.caption(
             f":material/info: Not the seed's network: {architecture.describe()}. It trains with the plain "

@@ -121,3 +121,11 @@ def test_the_architecture_page_draws_the_chosen_network_and_compares_nothing_for
     at = at.selectbox(key="architecture_width").set_value(2.0).run()
     assert not at.exception and "not the seed's network" in at.warning[0].value
     assert at.metric[0].value == f"{Architecture(64, 2.0).parameters:,}"
+
+
+def test_the_architecture_page_opens_on_the_network_chosen_on_mix_and_train():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at = at.selectbox(key="latent_channels").set_value(8).run()
+    at.switch_page("pages/architecture.py").run()
+    assert not at.exception and at.selectbox(key="architecture_latent_channels").value == 8
+    assert at.metric[0].value == f"{Architecture(8).parameters:,}"
