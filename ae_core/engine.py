@@ -70,6 +70,27 @@ def missing_private_ops() -> list[str]:
     return missing
 
 
+def on_each(items: list, work) -> None:
+    """Run `work(item)` for every item, on as many threads as there are cores, any thread taking the
+    next item; returns when all are done. The items must not share buffers."""
+    queue, take = iter(items), threading.Lock()
+
+    def work_through_queue() -> None:
+        while True:
+            with take:
+                item = next(queue, None)
+            if item is None:
+                return
+            work(item)
+
+    others = [_pool().submit(work_through_queue) for _ in range(min(cpu_count(), len(items)) - 1)]
+    try:
+        work_through_queue()
+    finally:
+        for other in others:  # an item's buffers are in use until its work returns
+            other.result()
+
+
 def cpu_count() -> int:
     """The cores this process may run on (a container's affinity mask, not the host's count)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -226,26 +247,10 @@ class StackedAutoencoders:
         return [_Lane(self, slice(lo, hi)) for lo, hi in zip(bounds, bounds[1:])]
 
     def _on_each_lane(self, work) -> None:
-        """Run `work(lane)` for every lane, on as many threads as there are cores (lanes never share
-        a row, so any thread may take any lane); returns when all are done."""
+        """Run `work(lane)` for every lane (`on_each`); lanes never share a row."""
         if not self._lanes:
             self._lanes = self._build_lanes()
-        queue, take = iter(self._lanes), threading.Lock()
-
-        def work_through_queue() -> None:
-            while True:
-                with take:
-                    lane = next(queue, None)
-                if lane is None:
-                    return
-                work(lane)
-
-        others = [_pool().submit(work_through_queue) for _ in range(min(cpu_count(), len(self._lanes)) - 1)]
-        try:
-            work_through_queue()
-        finally:
-            for other in others:  # a lane's buffers are in use until its work returns
-                other.result()
+        on_each(self._lanes, work)
 
     def gradients(self, targets: torch.Tensor) -> torch.Tensor:
         """Fill `self.grads` for `targets` (K, 3, 32, 32) without stepping; returns each model's loss."""
