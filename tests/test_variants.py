@@ -129,3 +129,22 @@ def test_the_architecture_page_opens_on_the_network_chosen_on_mix_and_train():
     at.switch_page("pages/architecture.py").run()
     assert not at.exception and at.selectbox(key="architecture_latent_channels").value == 8
     assert at.metric[0].value == f"{Architecture(8).parameters:,}"
+
+
+def test_the_sweep_page_sweeps_latent_sizes_and_marks_the_seeds():
+    at = AppTest.from_file("../pages/sweep.py", default_timeout=120).run()
+    at.number_input(key="sweep_pairs").set_value(2)
+    at.number_input(key="sweep_epochs").set_value(20)
+    at = at.radio(key="sweep_over").set_value("latent").run()
+    at.text_input(key="sweep_values_latent").set_value("64, 8")
+    at = at.button(key="sweep_run").click().run()
+    assert not at.exception and not at.error
+    assert list(at.dataframe[0].value["Latent channels"]) == [8, 64]
+    sweep = at.session_state["sweep"].sweep
+    assert [point.engine for point in sweep.points] == ["reference", "fast"]
+    psnr_chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    marks = [shape for shape in psnr_chart["layout"]["shapes"] if shape.get("name", "").startswith("the seed's")]
+    assert [mark["name"] for mark in marks] == ["the seed's latent channels: 64"] and marks[0]["x0"] == 1
+    at.text_input(key="sweep_values_latent").set_value("64, 5")
+    at = at.button(key="sweep_run").click().run()
+    assert any("Latent channels must be among 4, 8, 16, 32, 64, 128 (got 5)" in e.value for e in at.error)
