@@ -76,54 +76,29 @@ def _engine_that_runs(engine: str, architecture: Architecture) -> str:
     return choose_engine(engine, architecture)[0].name  # "reference" where the fast one cannot run
 
 
-def pair_settings(
-    source: str,
-    mnist_index: int,
-    cifar_index: int,
-    alpha: float,
-    lr: float,
-    seed: int,
-    engine="fast",
-    architecture: Architecture = SEED_ARCHITECTURE,
+def training_settings(
+    alpha: float, lr: float, seed: int, engine: str = "fast", architecture: Architecture = SEED_ARCHITECTURE
 ) -> dict:
+    """What every run is trained with, whatever its data."""
     return {
-        "kind": "pair",
-        "source": source,
-        "mnist_index": int(mnist_index),
-        "cifar_index": int(cifar_index),
         "alpha": float(alpha),
         "lr": float(lr),
         "seed": int(seed),
-        **_network(engine, architecture),
-    }
-
-
-def _network(engine: str, architecture: Architecture) -> dict:
-    return {
         "engine": _engine_that_runs(engine, architecture),
         "latent_channels": architecture.latent_channels,
         "width": architecture.width,
     }
 
 
-def study_settings(
-    source: str,
-    pairs: int,
-    alpha: float,
-    lr: float,
-    seed: int,
-    engine="fast",
-    architecture: Architecture = SEED_ARCHITECTURE,
-) -> dict:
-    return {
-        "kind": "study",
-        "source": source,
-        "pairs": int(pairs),
-        "alpha": float(alpha),
-        "lr": float(lr),
-        "seed": int(seed),
-        **_network(engine, architecture),
-    }
+def pair_settings(source: str, mnist_index: int, cifar_index: int, *training, **named_training) -> dict:
+    """One pair's settings; the rest as `training_settings` takes them."""
+    pair = {"kind": "pair", "source": source, "mnist_index": int(mnist_index), "cifar_index": int(cifar_index)}
+    return pair | training_settings(*training, **named_training)
+
+
+def study_settings(source: str, pairs: int, *training, **named_training) -> dict:
+    """A study's settings; the rest as `training_settings` takes them."""
+    return {"kind": "study", "source": source, "pairs": int(pairs)} | training_settings(*training, **named_training)
 
 
 def settings_of(job: Job) -> dict | None:
