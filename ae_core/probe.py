@@ -74,6 +74,21 @@ def unseen_pairs(source: str, count: int, seed: int, trained: list[tuple[int, in
     return [data.load_pair(source, i, j) for i, j in sorted(chosen, key=lambda pair: (pair[0], pair[1]))]
 
 
+def chosen_pairs(text: str, source: str) -> list[tuple[Sample, Sample]]:
+    """Pairs typed as "MNIST index/CIFAR-10 index", separated by commas ("5/3, 12/7"), from `source`."""
+    try:
+        indices = [tuple(int(index) for index in part.split("/")) for part in text.replace(",", " ").split()]
+    except ValueError:
+        indices = [()]
+    if not indices or any(len(pair) != 2 for pair in indices):
+        raise ValueError(f"pairs are written as MNIST index/CIFAR-10 index, separated by commas (got {text!r})")
+    check_unseen(len(indices))
+    try:
+        return [data.load_pair(source, i, j) for i, j in indices]
+    except IndexError as error:
+        raise ValueError(str(error)) from None
+
+
 def probe_pair(
     experiment: Experiment, unseen: list[tuple[Sample, Sample]], other_alpha: float | None = None
 ) -> list[ProbeRow]:

@@ -250,11 +250,20 @@ def probe_view(run: Run) -> None:
     draw = draw_column.number_input(
         "Draw", value=0, step=1, key="probe_draw", help="Which unseen pairs: another number draws others"
     )
+    typed = st.text_input(
+        "Or these pairs",
+        key="probe_pairs",
+        placeholder="5/3, 12/7",
+        help="MNIST index/CIFAR-10 index, separated by commas",
+    )
     experiment = run.job
     source = experiment.mnist.source if experiment.mnist.source in data.SOURCES else "sample"
     trained = [(experiment.mnist.index, experiment.cifar.index)] if source == experiment.mnist.source else []
     try:
-        unseen = probe.unseen_pairs(source, int(count), int(draw), trained)
+        if typed.strip():
+            unseen = probe.chosen_pairs(typed, source)
+        else:
+            unseen = probe.unseen_pairs(source, int(count), int(draw), trained)
         rows = probe.probe_pair(experiment, unseen, other_alpha)
     except (ValueError, DataUnavailable) as error:
         st.error(as_sentence(error) if isinstance(error, ValueError) else str(error), icon=":material/error:")

@@ -124,3 +124,16 @@ def test_the_batch_study_states_the_gap_between_trained_and_unseen_pairs():
     assert not at.exception
     (gap,) = [m.value for m in at.markdown if "a gap of" in m.value]
     assert "on 16 pairs it never saw" in gap
+
+
+def test_the_probe_takes_chosen_pairs_and_refuses_malformed_or_missing_ones():
+    at = train(open_app(epochs=50))
+    at = at.toggle(key="probe_on").set_value(True).run()
+    at = at.text_input(key="probe_pairs").set_value("5/3, 12/7").run()
+    assert not at.exception
+    table = at.dataframe[-1].value
+    assert list(table["Images"])[1:3] == ["MNIST #5 (5) + CIFAR-10 #3 (airplane)", "MNIST #12 (2) + CIFAR-10 #7 (frog)"]
+    for typed, says in (("5-3", "MNIST index/CIFAR-10 index"), ("5/300", "0 to 19")):
+        at = at.text_input(key="probe_pairs").set_value(typed).run()
+        assert any(says in error.value for error in at.error), [e.value for e in at.error]
+        assert not at.exception
