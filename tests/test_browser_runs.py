@@ -7,15 +7,17 @@ sync_api = require_chromium()
 
 
 def scores(page) -> list[str]:
-    """The ten badges' values, in the page's order, once the page has settled on them (for a moment
-    after a Stop the live view's badges are still there beside the results')."""
-    values = page.get_by_test_id("stMetricValue")
+    """The ten badges' values, in the page's order, once the page has settled on them: for a moment
+    after a Stop the live view's badges are still there, beside the results' or alone."""
+    previous = None
     for _ in range(100):
-        if values.count() == 10 and page.get_by_test_id("stProgress").count() == 0:
-            break
-        page.wait_for_timeout(200)
-    assert values.count() == 10, f"{values.count()} badges: {values.all_inner_texts()}"
-    return values.all_inner_texts()
+        training = page.get_by_test_id("stProgress").count() > 0
+        current = None if training else page.get_by_test_id("stMetricValue").all_inner_texts()
+        if current is not None and len(current) == 10 and current == previous:
+            return current
+        previous = current
+        page.wait_for_timeout(400)
+    raise AssertionError(f"the badges never settled: {previous}")
 
 
 def open_tab(browser, url: str):
