@@ -374,12 +374,13 @@ def open_stored(name: str, key: tuple, settings: dict | None) -> Run | None:
     return run
 
 
-def stored_caption(run: Run) -> None:
-    """Where the shown run came from, when the run store had it, or why the store did not keep it."""
+def stored_caption(run: Run, button: str) -> None:
+    """Where the shown run came from, when the run store had it (the page's `button` continues it), or
+    why the store did not keep it."""
     if run.loaded_from is not None:
         st.caption(
             f":material/database: From the run store: trained on {reporting.when(run.loaded_from.trained_at)} "
-            f"(run {run.loaded_from.id}); nothing was trained again. Train continues it."
+            f"(run {run.loaded_from.id}); nothing was trained again. {button} continues it."
         )
     elif run.not_kept:
         st.caption(f":material/database_off: Not kept in the run store: {run.not_kept}.")

@@ -194,7 +194,7 @@ if run is not None:
         )
     if settings_key != run.key:
         st.caption("These results belong to the settings run earlier; press Run to study the current ones.")
-    stored_caption(run)
+    stored_caption(run, "Run")
     show_results(run)
 else:
     st.info(

@@ -374,6 +374,6 @@ if run is not None:
         st.caption(
             "These results belong to the pair and settings trained earlier; press Train to train the current choice."
         )
-    stored_caption(run)
+    stored_caption(run, "Train")
     show_result(run)
     probe_view(run)
