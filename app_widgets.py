@@ -1,7 +1,11 @@
 """Streamlit pieces shared by the pages: entering through the app's navigation, settings read from and
 written to the page's link, the settings form, image rows, the full-dataset download panel, noticing
 that a browser session has gone away, and the runs and sweeps the pages keep (one typed shape each)
-trained live, with the step buttons that continue them, and kept in the run store."""
+trained live, with the step buttons that continue them, and kept in the run store.
+
+Nothing here imports torch: the server imports it once a session trains (ae_core/__init__.py)."""
+
+from __future__ import annotations
 
 import itertools
 import math
@@ -10,23 +14,27 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import numpy as np
 import streamlit as st
-import torch
 from streamlit import runtime
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import StopException, get_script_run_ctx
 
 from ae_core import data, reporting, store
+from ae_core.architecture import LATENT_CHANNELS, SEED_ARCHITECTURE, WIDTHS, Architecture
 from ae_core.data import DataUnavailable
 from ae_core.experiment import Experiment, PairResult
 from ae_core.mixing import SEED_ALPHA, check_alpha
-from ae_core.model import LATENT_CHANNELS, SEED_ARCHITECTURE, WIDTHS, Architecture
-from ae_core.reference import SEED_EPOCHS, SEED_LR
+from ae_core.progress import DIVERGED, STOPPED, Progress
+from ae_core.settings import SEED_EPOCHS, SEED_LR, check_epochs, check_lr
 from ae_core.study import MAX_PAIRS, Study, check_pairs
 from ae_core.sweep import SWEEPABLE, Sweep
-from ae_core.training import DIVERGED, STOPPED, BatchTrainer, Progress, check_epochs, check_lr
 from ae_core.worker import TrainingFailed
+
+if TYPE_CHECKING:
+    from ae_core.training import BatchTrainer
 
 MAX_EPOCHS = 100_000
 STUDY_EPOCHS = 2_000  # a study's default: about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
@@ -224,9 +232,9 @@ def network_choice(key_prefix: str) -> Architecture:
     architecture = st.session_state["network"] = Architecture(latent, width)
     if not architecture.is_seed:
         note.caption(
-            f":material/info: Not the seed's network: {architecture.describe()}. It trains with the plain "
-            "PyTorch reference (the fast engine is written for the seed's sizes), and its results are not the "
-            "seed's experiment."
+            f":material/info: Not the seed's network: {architecture.describe()}. It trains as grouped "
+            "convolutions with autograd (the fast engine is written for the seed's sizes), and its results are "
+            "not the seed's experiment."
         )
     return architecture
 
@@ -245,7 +253,7 @@ def dataset_source(key: str) -> tuple[str, list[str]]:
     return source, problems
 
 
-def picture_row(images: dict[str, torch.Tensor | None]) -> None:
+def picture_row(images: dict[str, np.ndarray | None]) -> None:
     """Left to right in six columns; None leaves a column empty so rows line up."""
     for col, (name, image) in zip(st.columns(6), images.items()):
         if image is not None:
@@ -302,7 +310,7 @@ class Run:
     key: tuple  # the settings it was started with: other settings start another run
     job: Experiment | Study  # what it trains: `trainer`, and `results()` of its pairs
     target_epochs: int = 0  # what the last Train asked for
-    previous: "Run | None" = None  # the run shown before it, until this one has learned something
+    previous: Run | None = None  # the run shown before it, until this one has learned something
     stopped: bool = False  # by Stop (the page's or the toolbar's) or a closed tab, not by another click
     loaded_from: store.StoredRun | None = None  # the run store's row, until this session trains it
     not_kept: str = ""  # why the run store did not keep it, where it did not

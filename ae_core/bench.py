@@ -4,15 +4,17 @@ Both train the same pair from the same initial weights, alternating in rounds wi
 that noise from a shared machine falls on both; the ratio of their median ms/epoch is reported.
 """
 
+import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
 from . import reference
+from .architecture import SEED_ARCHITECTURE, Architecture
 from .data import load_pair
 from .mixing import mix
-from .model import SEED_ARCHITECTURE, Architecture
 from .study import Study
 from .training import Trainer
 
@@ -50,6 +52,14 @@ def format_speed(result: dict) -> str:
     )
 
 
+def _plain_loop_seconds(targets: torch.Tensor, epochs: int, seed: int, architecture: Architecture) -> float:
+    """`reference.train` on each target, one after another."""
+    start = time.perf_counter()
+    for target in targets:
+        reference.train(target, epochs, seed=seed, architecture=architecture)
+    return time.perf_counter() - start
+
+
 def compare_study_speed(
     pairs: int, epochs: int = 500, rounds: int = 3, seed: int = 0, architecture: Architecture = SEED_ARCHITECTURE
 ) -> dict:
@@ -61,15 +71,20 @@ def compare_study_speed(
     """
     study = Study("sample", pairs, seed=seed, architecture=architecture)
     plain, batched = [], []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for target in study.mixed:
-            reference.train(target, epochs, seed=seed, architecture=architecture)
-        plain.append(time.perf_counter() - start)
-        fresh = Study("sample", pairs, seed=seed, architecture=architecture)
-        start = time.perf_counter()
-        fresh.train(epochs)
-        batched.append(time.perf_counter() - start)
+    # The plain loop runs in a process of its own that never runs an engine. Here, after the engines'
+    # lane threads had run torch, the plain loop on two threads took 5.3 to 5.7 ms an epoch instead of
+    # 1.4 (the seed's network): libgomp, seeing more threads than cores, wakes its threads by futex
+    # at every operator. A notebook's loop does not pay that, so the yardstick must not either.
+    # Its first epochs in a fresh process build oneDNN's kernels (about a second): warmed up first.
+    warm_up = (study.mixed[:1], 20, seed, architecture)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn, initializer=_plain_loop_seconds, initargs=warm_up) as notebook:
+        for _ in range(rounds):
+            plain.append(notebook.submit(_plain_loop_seconds, study.mixed, epochs, seed, architecture).result())
+            fresh = Study("sample", pairs, seed=seed, architecture=architecture)
+            start = time.perf_counter()
+            fresh.train(epochs)
+            batched.append(time.perf_counter() - start)
     speedups = [p / b for p, b in zip(plain, batched)]
     return {
         "pairs": pairs,

@@ -3,11 +3,12 @@ epoch, and score plots."""
 
 import math
 
+import numpy as np
+
 # Plotly imports pandas lazily on first use; two sessions drawing their first chart at once raced on
 # that import ("partially initialized module 'pandas'"), so it happens here, under Python's import lock.
 import pandas  # noqa: F401
 import plotly.graph_objects as go
-import torch
 from plotly.subplots import make_subplots
 
 from .metrics import Quality
@@ -69,10 +70,15 @@ def loss_figure(
     return _mark_epoch(_loss_layout(figure, "Training loss (MSE)", target_epochs), marker)
 
 
-def _band_traces(epochs: list[int], rows: torch.Tensor, name: str, colour: str, number: str) -> list[go.Scatter]:
+def _sampled_rows(losses, epochs: list[int]) -> np.ndarray:
+    """The rows of (epochs, pairs) losses (a tensor or an array) of the given epochs, in float64."""
+    return np.asarray(losses, dtype=np.float64)[[epoch - 1 for epoch in epochs]]
+
+
+def _band_traces(epochs: list[int], rows: np.ndarray, name: str, colour: str, number: str) -> list[go.Scatter]:
     """The median of each row of `rows` (epochs, pairs) as a line in the band between the 25th and
     75th percentiles; `number` formats a value in the hover text."""
-    low, median, high = torch.nanquantile(rows, torch.tensor([0.25, 0.5, 0.75], dtype=rows.dtype), dim=1).tolist()
+    low, median, high = np.nanquantile(rows, [0.25, 0.5, 0.75], axis=1).tolist()
     band = f"{name}: {BAND}" if name else BAND
     return [
         # The band's two edges are one legend entry (its upper edge alone has nothing to show there)
@@ -109,27 +115,25 @@ def _band_traces(epochs: list[int], rows: torch.Tensor, name: str, colour: str, 
     ]
 
 
-def study_loss_figure(losses: torch.Tensor, target_epochs: int | None = None, max_points: int = 2000) -> go.Figure:
-    """Median loss across pairs with the band between the 25th and 75th percentiles."""
+def study_loss_figure(losses, target_epochs: int | None = None, max_points: int = 2000) -> go.Figure:
+    """Median loss across pairs (losses: (epochs, pairs)) with the band between the 25th and 75th percentiles."""
     epochs = sampled_epochs(len(losses), max_points)
-    figure = go.Figure(_band_traces(epochs, losses[[e - 1 for e in epochs]], "", INDIGO, ".3e"))
+    figure = go.Figure(_band_traces(epochs, _sampled_rows(losses, epochs), "", INDIGO, ".3e"))
     return _loss_layout(figure, "Training loss across pairs (median, interquartile band)", target_epochs)
 
 
-def study_psnr_figure(
-    losses: torch.Tensor, alpha: float, target_epochs: int | None = None, max_points: int = 2000
-) -> go.Figure:
+def study_psnr_figure(losses, alpha: float, target_epochs: int | None = None, max_points: int = 2000) -> go.Figure:
     """Each un-mixed image's PSNR across pairs (median, interquartile band) against epoch, from the
     losses: un-mixed MNIST is off its original by (reconstruction - mix) / α, so its mean squared
     error is loss / α² and its PSNR 10 log10(α² / loss) (CIFAR-10's: (1 - α)² in place of α²); the
     loss of epoch e is that of the network after e - 1 steps."""
     epochs = sampled_epochs(len(losses), max_points)
-    rows = losses[[e - 1 for e in epochs]].double()
+    rows = _sampled_rows(losses, epochs)
     share = {"mnist": alpha, "cifar": 1 - alpha}
     traces = _dataset_traces(lambda dataset: [share[dataset]])  # one band where the two are equal
     figure = go.Figure()
     for name, colour, (dataset_share,) in traces:
-        figure.add_traces(_band_traces(epochs, 10 * torch.log10(dataset_share**2 / rows), name, colour, ".2f"))
+        figure.add_traces(_band_traces(epochs, 10 * np.log10(dataset_share**2 / rows), name, colour, ".2f"))
     _seed_lines(figure, "psnr")
     _loss_layout(figure, "PSNR of the un-mixed images across pairs, from the loss", target_epochs)
     return figure.update_layout(
@@ -137,16 +141,14 @@ def study_psnr_figure(
     )
 
 
-def compare_figures(
-    curves: dict[str, tuple[torch.Tensor, float]], max_points: int = 2000
-) -> tuple[go.Figure, go.Figure]:
+def compare_figures(curves: dict[str, tuple[object, float]], max_points: int = 2000) -> tuple[go.Figure, go.Figure]:
     """Runs overlaid: {name: (losses (epochs, pairs), alpha)} -> the loss against epoch, and the
     un-mixed MNIST's PSNR from it (study_psnr_figure's formula); a study's line is its median."""
     loss, psnr = go.Figure(), go.Figure()
     for (name, (losses, alpha)), colour in zip(curves.items(), COMPARED_COLOURS):
         epochs = sampled_epochs(len(losses), max_points)
-        median = torch.nanmedian(losses[[e - 1 for e in epochs]].double(), dim=1).values
-        for figure, values, number in ((loss, median, ".3e"), (psnr, 10 * torch.log10(alpha**2 / median), ".2f")):
+        median = np.nanmedian(_sampled_rows(losses, epochs), axis=1)
+        for figure, values, number in ((loss, median, ".3e"), (psnr, 10 * np.log10(alpha**2 / median), ".2f")):
             figure.add_scatter(
                 x=epochs,
                 y=values.tolist(),

@@ -23,13 +23,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import bench, data, native, probe, reporting, store
+from .architecture import LATENT_CHANNELS, SEED_ARCHITECTURE, WIDTHS, Architecture
 from .experiment import Experiment
 from .mixing import SEED_ALPHA
-from .model import LATENT_CHANNELS, SEED_ARCHITECTURE, WIDTHS, Architecture
-from .reference import SEED_EPOCHS, SEED_LR
+from .progress import STOPPED, Progress
+from .settings import ENGINES, SEED_EPOCHS, SEED_LR, check_epochs, check_lr
 from .study import MAX_PAIRS, Study, check_pairs, summarize
 from .sweep import SWEEPABLE, Sweep, parse_values
-from .training import ENGINES, STOPPED, Progress, check_epochs, check_lr
 
 INTERRUPTED = 130  # the exit status of a program ended by SIGINT, as shells report it
 
@@ -93,7 +93,8 @@ def _add_training_options(command: argparse.ArgumentParser) -> None:
         "--engine",
         choices=list(ENGINES),
         default="fast",
-        help="fast: the hand-written engine; reference: plain PyTorch (reference.py), the yardstick",
+        help="fast: the hand-written engine (the seed's network; others train grouped); grouped: "
+        "grouped convolutions with autograd (grouped_stack.py); reference: plain PyTorch, the yardstick",
     )
     command.add_argument(
         "--latent-channels",

@@ -21,8 +21,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 MNIST, CIFAR10 = "MNIST", "CIFAR-10"
 DATASETS = (MNIST, CIFAR10)
@@ -53,7 +51,7 @@ class DataUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Sample:
-    image: torch.Tensor  # (3, 32, 32) float32 in [0, 1]
+    image: np.ndarray  # (3, 32, 32) float32 in [0, 1]
     label: int
     dataset: str
     source: str
@@ -69,19 +67,44 @@ class Sample:
 
 
 # -- preprocessing -----------------------------------------------------------------------------------
-def mnist_input(digit: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """A 28x28 grey digit (uint8, or float in [0, 1]) -> (3, 32, 32) float32 in [0, 1]."""
-    grey = torch.tensor(np.asarray(digit))  # a copy: PIL arrays are read-only
-    grey = grey.float() / 255 if grey.dtype == torch.uint8 else grey.float()
-    # What torchvision's resize(..., BILINEAR, antialias=True) computes for a tensor, bit for bit
-    # (tests/test_data.py compares them), without importing torchvision.
-    big = F.interpolate(grey[None, None], size=(32, 32), mode="bilinear", align_corners=False, antialias=True)[0]
-    return big.clamp_(0, 1).repeat(3, 1, 1).contiguous()
+def _bilinear_taps(size_in: int, size_out: int) -> tuple[np.ndarray, ...]:
+    """For each output index: its two input indices and their weights, as torch's antialiased bilinear
+    resize computes them (`_upsample_bilinear2d_aa`) when enlarging, where each output has two taps."""
+    scale = size_in / size_out
+    taps = np.zeros((size_out, 2), np.int64)
+    weights = np.zeros((size_out, 2), np.float32)
+    for out in range(size_out):
+        centre = scale * (out + 0.5)
+        first, last = max(int(centre - 0.5), 0), min(int(centre + 1.5), size_in)
+        tent = [max(0.0, 1 - abs(index - centre + 0.5)) for index in range(first, last)]
+        taps[out, : len(tent)] = range(first, last)
+        weights[out, : len(tent)] = np.divide(tent, sum(tent))
+    return taps[:, 0], taps[:, 1], weights[:, 0], weights[:, 1]
 
 
-def cifar_input(image: np.ndarray) -> torch.Tensor:
+def _resize_last_axis(values: np.ndarray, size_out: int) -> np.ndarray:
+    """torch's sum of the two taps, bit for bit: the first product rounded to float32, then the second
+    added by a fused multiply-add (one rounding), which float64 reproduces exactly for float32 inputs."""
+    first, second, first_weight, second_weight = _bilinear_taps(values.shape[-1], size_out)
+    partial = values[..., first] * first_weight
+    return (values[..., second].astype(np.float64) * second_weight + partial).astype(np.float32)
+
+
+def mnist_input(digit: np.ndarray) -> np.ndarray:
+    """A 28x28 grey digit (uint8, or float in [0, 1]) -> (3, 32, 32) float32 in [0, 1].
+
+    What torchvision's resize(..., BILINEAR, antialias=True) computes for a tensor, bit for bit
+    (tests/test_data.py compares them on real and random digits), in numpy: a page that shows a pair
+    then needs no torch (docs/performance.md, server memory). Width first, then height, as torch."""
+    grey = np.asarray(digit)
+    grey = grey.astype(np.float32) / np.float32(255) if grey.dtype == np.uint8 else grey.astype(np.float32)
+    big = _resize_last_axis(_resize_last_axis(grey, 32).T, 32).T
+    return np.repeat(np.clip(big, 0, 1)[None], 3, axis=0)
+
+
+def cifar_input(image: np.ndarray) -> np.ndarray:
     """A 32x32x3 uint8 RGB image -> (3, 32, 32) float32 in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image).transpose(2, 0, 1).copy()).float() / 255
+    return np.ascontiguousarray(np.asarray(image).transpose(2, 0, 1)).astype(np.float32) / np.float32(255)
 
 
 _PREPROCESS = {MNIST: mnist_input, CIFAR10: cifar_input}

@@ -33,7 +33,8 @@ from itertools import accumulate
 import torch
 
 from . import native
-from .model import IMAGE_SHAPE, Autoencoder
+from .architecture import IMAGE_SHAPE
+from .model import Autoencoder
 
 IMAGE_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 ADAM_BETAS = (0.9, 0.999)

@@ -1,14 +1,23 @@
-"""The seed's experiment for one pair: mix two images, train on the mix, un-mix, score."""
+"""The seed's experiment for one pair: mix two images, train on the mix, un-mix, score.
+
+Images are numpy arrays here, as data.py gives them: results are drawn and scored without torch.
+"""
+
+from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
 
+from .architecture import SEED_ARCHITECTURE, Architecture
 from .data import Sample
 from .metrics import Quality, quality
 from .mixing import SEED_ALPHA, check_alpha, mix, unmix
-from .model import SEED_ARCHITECTURE, Architecture
-from .training import SEED_LR, Trainer
+from .settings import SEED_LR
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -16,15 +25,15 @@ class PairResult:
     mnist: Sample
     cifar: Sample
     alpha: float
-    mixed: torch.Tensor
-    reconstruction: torch.Tensor  # network output for the mix
-    unmixed_mnist: torch.Tensor  # as computed, unclamped
-    unmixed_cifar: torch.Tensor
+    mixed: np.ndarray
+    reconstruction: np.ndarray  # network output for the mix
+    unmixed_mnist: np.ndarray  # as computed, unclamped
+    unmixed_cifar: np.ndarray
     # "mnist", "cifar", "mixed": each result against its original; "mix_vs_mnist", "mix_vs_cifar":
     # the mixed input itself against each original, the baseline that un-mixing has to beat.
     quality: dict[str, Quality]
 
-    def images(self) -> dict[str, torch.Tensor]:
+    def images(self) -> dict[str, np.ndarray]:
         return {
             "mnist": self.mnist.image,
             "cifar": self.cifar.image,
@@ -51,12 +60,14 @@ class Experiment:
     ) -> None:
         self.mnist, self.cifar, self.alpha = mnist, cifar, check_alpha(alpha)
         self.mixed = mix(mnist.image, cifar.image, self.alpha)
+        from .training import Trainer  # here: the server imports torch when it first trains (__init__.py)
+
         self.trainer = Trainer(self.mixed, lr=lr, seed=seed, device=device, engine=engine, architecture=architecture)
 
     def train(self, epochs: int, **callbacks) -> str:
         return self.trainer.train(epochs, **callbacks)
 
-    def result(self, reconstruction: torch.Tensor | None = None) -> PairResult:
+    def result(self, reconstruction: torch.Tensor | np.ndarray | None = None) -> PairResult:
         """Un-mixed and scored at the network's output now, or at `reconstruction` (3, 32, 32): one it
         gave earlier, such as a timeline frame's."""
         if reconstruction is None:
@@ -69,9 +80,11 @@ class Experiment:
 
 
 def pair_result(
-    mnist: Sample, cifar: Sample, alpha: float, mixed: torch.Tensor, reconstruction: torch.Tensor
+    mnist: Sample, cifar: Sample, alpha: float, mixed: np.ndarray, reconstruction: torch.Tensor | np.ndarray
 ) -> PairResult:
-    """Un-mix a trained network's output and score everything against the originals."""
+    """Un-mix a trained network's output (a CPU tensor or an array) and score everything against the
+    originals."""
+    reconstruction = np.asarray(reconstruction)
     unmixed_mnist, unmixed_cifar = unmix(reconstruction, mnist.image, cifar.image, alpha)
     return PairResult(
         mnist,

@@ -4,21 +4,21 @@ The seed trains one network on one image and scores how well it gives that image
 0.21 M weights can memorize one picture; what it does with another says whether it learned to encode
 images at all. The probe takes the trained weights into the plain `Autoencoder` (model.py) and feeds it
 the mixes of other pairs from the same source, each original alone, and the same pair mixed at another
-α, and scores what comes back as the experiment does.
+α, and scores what comes back as the experiment does. Only `network` and `reconstruct` touch torch,
+and import it when called: the pages that offer the probe draw without it.
 """
 
 import random
 import statistics
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 from . import data
 from .data import Sample
 from .experiment import Experiment, PairResult, pair_result
 from .metrics import Quality, quality
 from .mixing import check_alpha, mix, unmix
-from .model import Autoencoder
 from .study import Study
 
 MAX_UNSEEN = 64
@@ -37,23 +37,27 @@ class ProbeRow:
 
     kind: str  # one of KINDS
     label: str
-    input: torch.Tensor  # (3, 32, 32)
-    reconstruction: torch.Tensor  # the network's output, unclamped
+    input: np.ndarray  # (3, 32, 32)
+    reconstruction: np.ndarray  # the network's output, unclamped
     fit: Quality  # the reconstruction against the input
     pair: PairResult | None  # un-mixed and scored, where the input is a pair's mix
 
 
-def network(trainer, model: int = 0) -> Autoencoder:
-    """Model `model` of a trainer as the plain `Autoencoder`, on the CPU, ready to evaluate."""
+def network(trainer, model: int = 0):
+    """Model `model` of a trainer as the plain `Autoencoder` (model.py), on the CPU, ready to evaluate."""
+    from .model import Autoencoder
+
     autoencoder = Autoencoder(trainer.architecture)
     autoencoder.load_state_dict(trainer.engine.state_dict(model))
     return autoencoder.eval()
 
 
-def reconstruct(autoencoder: Autoencoder, inputs: torch.Tensor) -> torch.Tensor:
+def reconstruct(autoencoder, inputs: np.ndarray) -> np.ndarray:
     """(N, 3, 32, 32) -> the network's outputs for each, unclamped."""
+    import torch
+
     with torch.no_grad():
-        return autoencoder(inputs)
+        return autoencoder(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy()
 
 
 def unseen_pairs(source: str, count: int, seed: int, trained: list[tuple[int, int]]) -> list[tuple[Sample, Sample]]:
@@ -102,7 +106,7 @@ def probe_pair(
     mixes += [(UNSEEN, f"{m.caption} + {c.caption}", m, c, alpha) for m, c in unseen]
     if other_alpha is not None:
         mixes.append((OTHER_ALPHA, f"the same pair at α {check_alpha(other_alpha):g}", mnist, cifar, other_alpha))
-    inputs = torch.stack([mix(m.image, c.image, a) for *_, m, c, a in mixes] + [mnist.image, cifar.image])
+    inputs = np.stack([mix(m.image, c.image, a) for *_, m, c, a in mixes] + [mnist.image, cifar.image])
     outputs = reconstruct(autoencoder, inputs)
     rows = []
     for (kind, label, m, c, a), mixed, output in zip(mixes, inputs, outputs):
@@ -115,12 +119,12 @@ def probe_pair(
     return rows
 
 
-def unmixed_psnr(mnist: torch.Tensor, cifar: torch.Tensor, reconstruction: torch.Tensor, alpha: float) -> torch.Tensor:
+def unmixed_psnr(mnist: np.ndarray, cifar: np.ndarray, reconstruction: np.ndarray, alpha: float) -> np.ndarray:
     """The un-mixed MNIST's PSNR (dB) for batches (N, 3, 32, 32), as scikit-image computes it over all
     values with data range 1, without its per-image call: a study probe scores thousands."""
     unmixed, _ = unmix(reconstruction, mnist, cifar, alpha)
-    mse = (unmixed.double() - mnist.double()).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(1 / mse)
+    mse = np.square(unmixed.astype(np.float64) - mnist.astype(np.float64)).reshape(len(mnist), -1).mean(1)
+    return 10 * np.log10(1 / mse)
 
 
 @dataclass(frozen=True)
@@ -146,10 +150,10 @@ def probe_study(study: Study, unseen_count: int, seed: int = 0) -> StudyProbe:
     if not study.trainer.epochs_done:
         raise ValueError("nothing is trained yet: run the study before probing its networks")
     unseen = unseen_pairs(study.source, unseen_count, seed, study.indices)
-    mnist = torch.stack([m.image for m, _ in unseen])
-    cifar = torch.stack([c.image for _, c in unseen])
+    mnist = np.stack([m.image for m, _ in unseen])
+    cifar = np.stack([c.image for _, c in unseen])
     inputs = mix(mnist, cifar, study.alpha)
-    own = torch.stack([m.image for m, _ in study.samples])
+    own = np.stack([m.image for m, _ in study.samples])
     trained, scores = [], []
     for k in range(study.trainer.k):
         autoencoder = network(study.trainer, k)
@@ -160,7 +164,7 @@ def probe_study(study: Study, unseen_count: int, seed: int = 0) -> StudyProbe:
                     study.samples[k][1].image[None],
                     reconstruct(autoencoder, study.mixed[k : k + 1]),
                     study.alpha,
-                )
+                )[0]
             )
         )
         scores.append(unmixed_psnr(mnist, cifar, reconstruct(autoencoder, inputs), study.alpha).tolist())

@@ -9,13 +9,12 @@ two side by side. `ae-core run --engine reference` trains with this loop through
 import torch
 from torch import nn
 
+from .architecture import SEED_ARCHITECTURE, Architecture
 from .data import Sample
 from .metrics import quality
 from .mixing import SEED_ALPHA, mix, unmix
-from .model import SEED_ARCHITECTURE, Architecture, Autoencoder, initial_autoencoder
-
-SEED_EPOCHS = 10_000
-SEED_LR = 1e-3
+from .model import Autoencoder, initial_autoencoder
+from .settings import SEED_EPOCHS, SEED_LR
 
 
 def train(
@@ -25,11 +24,11 @@ def train(
     seed: int = 0,
     architecture: Architecture = SEED_ARCHITECTURE,
 ) -> tuple[Autoencoder, list[float]]:
-    """Train the seed's network (or another `architecture`) on one image (3, 32, 32) in [0, 1]; returns
-    the network and the loss of each epoch, taken before its step."""
+    """Train the seed's network (or another `architecture`) on one image (3, 32, 32) in [0, 1], a tensor
+    or an array as data.py gives it; returns the network and the loss of each epoch, taken before its step."""
     model = initial_autoencoder(seed, architecture)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    batch = target.unsqueeze(0)
+    batch = torch.as_tensor(target).unsqueeze(0)
     losses = [step(model, optimizer, batch).item() for _ in range(epochs)]
     return model, losses
 
@@ -46,11 +45,12 @@ def step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: torch.Tensor
 def experiment(mnist: Sample, cifar: Sample, epochs: int = SEED_EPOCHS, lr: float = SEED_LR, seed: int = 0) -> dict:
     """The seed's experiment on one pair at alpha 0.5: mix, train, un-mix, score. Returns the losses,
     the images and each un-mixed image's Quality against its original."""
-    mixed = mix(mnist.image, cifar.image, SEED_ALPHA)
+    digit, photo = torch.from_numpy(mnist.image), torch.from_numpy(cifar.image)  # data.py gives arrays
+    mixed = mix(digit, photo, SEED_ALPHA)
     model, losses = train(mixed, epochs, lr, seed)
     with torch.no_grad():
         reconstruction = model(mixed.unsqueeze(0))[0]
-    unmixed_mnist, unmixed_cifar = unmix(reconstruction, mnist.image, cifar.image, SEED_ALPHA)
+    unmixed_mnist, unmixed_cifar = unmix(reconstruction, digit, photo, SEED_ALPHA)
     return {
         "losses": losses,
         "reconstruction": reconstruction,

@@ -9,14 +9,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .experiment import Experiment, PairResult
 from .probe import ALONE, OTHER_ALPHA, TRAINED, UNSEEN
+from .progress import STOPPED
 from .study import SCORES, Study, score_lists, summarize
 from .sweep import SWEEPABLE, Sweep
-from .training import STOPPED
 
 SEED_ARCHITECTURE = json.loads(Path(__file__).with_name("seed_architecture.json").read_text())
 SEED_RESULTS = {
@@ -97,7 +96,7 @@ def report(experiment: Experiment, result: PairResult, epochs: int) -> dict:
 
 
 def save_images(path: str | Path, result: PairResult) -> None:
-    arrays = {name: image.detach().cpu().numpy().astype(np.float32) for name, image in result.images().items()}
+    arrays = {name: np.asarray(image, dtype=np.float32) for name, image in result.images().items()}
     np.savez(path, **arrays)
 
 
@@ -105,17 +104,19 @@ def loss_csv(history: list[float]) -> str:
     return "epoch,loss\n" + "".join(f"{epoch},{loss:.9g}\n" for epoch, loss in enumerate(history, 1))
 
 
-def to_picture(image: torch.Tensor, scale: int = 8) -> Image.Image:
-    """Clamped to [0, 1] for the eye and enlarged without smoothing, so pixels stay pixels."""
-    array = (image.detach().cpu().clamp(0, 1).numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+def to_picture(image, scale: int = 8) -> Image.Image:
+    """A (3, H, W) image (an array or a CPU tensor) clamped to [0, 1] for the eye and enlarged without
+    smoothing, so pixels stay pixels; a diverged network's NaNs are black."""
+    array = (np.clip(np.nan_to_num(np.asarray(image), nan=0.0), 0, 1).transpose(1, 2, 0) * 255).round()
+    array = array.astype(np.uint8)
     picture = Image.fromarray(array)
     return picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
 
 
-def error_map(original: torch.Tensor, reconstructed: torch.Tensor) -> torch.Tensor:
+def error_map(original: np.ndarray, reconstructed: np.ndarray) -> np.ndarray:
     """|original - reconstructed| averaged over channels, scaled so the largest error is white."""
-    error = (original - reconstructed).abs().mean(0, keepdim=True)
-    return (error / error.max().clamp_min(1e-12)).repeat(3, 1, 1)
+    error = np.abs(np.asarray(original) - np.asarray(reconstructed)).mean(0, keepdims=True)
+    return np.repeat(error / max(float(error.max()), 1e-12), 3, axis=0)
 
 
 def _image_row(result: PairResult, scale: int, gap: int, top: int = 0) -> Image.Image:
@@ -178,6 +179,8 @@ def pair_files(
     trainer = experiment.trainer
 
     def weights() -> bytes:
+        import torch  # when the button is clicked: the page itself needs no torch
+
         buffer = io.BytesIO()
         torch.save(trainer.state_dict(), buffer)
         return buffer.getvalue()

@@ -26,13 +26,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from . import data
+from .architecture import SEED_ARCHITECTURE, Architecture
 from .experiment import Experiment
-from .model import SEED_ARCHITECTURE, Architecture
+from .progress import DIVERGED
+from .settings import engine_for
 from .study import SCORES, Study, score_lists
-from .training import DIVERGED, choose_engine
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -72,10 +71,6 @@ def cap_mb_from_environment() -> float:
 
 
 # -- settings: what identifies a run ----------------------------------------------------------------
-def _engine_that_runs(engine: str, architecture: Architecture) -> str:
-    return choose_engine(engine, architecture)[0].name  # "reference" where the fast one cannot run
-
-
 def training_settings(
     alpha: float, lr: float, seed: int, engine: str = "fast", architecture: Architecture = SEED_ARCHITECTURE
 ) -> dict:
@@ -84,7 +79,9 @@ def training_settings(
         "alpha": float(alpha),
         "lr": float(lr),
         "seed": int(seed),
-        "engine": _engine_that_runs(engine, architecture),
+        # The engine asked for, as the architecture resolves it; a torch without the fast engine's
+        # private operators trains "fast" runs on the reference path, within rounding of it.
+        "engine": engine_for(engine, architecture),
         "latent_channels": architecture.latent_channels,
         "width": architecture.width,
     }
@@ -104,7 +101,7 @@ def study_settings(source: str, pairs: int, *training, **named_training) -> dict
 def settings_of(job: Job) -> dict | None:
     """The settings `job` was made with; None for a pair of uploaded images, which is never stored."""
     trainer = job.trainer
-    network = {"engine": trainer.engine.name, "architecture": trainer.architecture}
+    network = {"engine": trainer.engine_asked, "architecture": trainer.architecture}
     if isinstance(job, Study):
         return study_settings(job.source, len(job.samples), job.alpha, trainer.lr, trainer.seed, **network)
     if "upload" in (job.mnist.source, job.cifar.source):
@@ -164,9 +161,14 @@ class StoredRun:
 _COLUMNS = "id, settings, epochs, target_epochs, status, scores, trained_at, bytes"
 
 
+# Rows written before the network's size was a setting trained the seed's network.
+_SETTINGS_ADDED_LATER = {"latent_channels": SEED_ARCHITECTURE.latent_channels, "width": SEED_ARCHITECTURE.width}
+
+
 def _row(values) -> StoredRun:
     run_id_, settings, epochs, target_epochs, status, scores, trained_at, size = values
-    return StoredRun(run_id_, json.loads(settings), epochs, target_epochs, status, json.loads(scores), trained_at, size)
+    settings = _SETTINGS_ADDED_LATER | json.loads(settings)
+    return StoredRun(run_id_, settings, epochs, target_epochs, status, json.loads(scores), trained_at, size)
 
 
 class NotKept(Exception):
@@ -291,6 +293,8 @@ class RunStore:
             return None
         weights = job.trainer.engine.params
         self._check_fits(3 * weights.numel() * weights.element_size())  # before writing 0.7 GB for nothing
+        import torch  # here, not above: a page that lists or looks up runs need not import it
+
         buffer = io.BytesIO()
         torch.save(job.trainer.saved_state(), buffer)
         state = buffer.getvalue()
@@ -385,6 +389,8 @@ class RunStore:
         found = self._use(read, write=True)
         if found is None:
             return None
+        import torch  # as in `put`
+
         job = job_from(run.settings)
         job.trainer.load_saved_state(torch.load(io.BytesIO(found[0]), weights_only=True))
         return job

@@ -5,16 +5,22 @@ per pair, each exactly as a single run with the same seed would train) and summa
 table as distributions.
 """
 
+from __future__ import annotations
+
 import random
 import statistics
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
 
 from . import data
+from .architecture import SEED_ARCHITECTURE, Architecture
 from .experiment import PairResult, pair_result
 from .mixing import SEED_ALPHA, check_alpha, mix
-from .model import SEED_ARCHITECTURE, Architecture
-from .training import SEED_LR, BatchTrainer
+from .settings import SEED_LR
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_PAIRS = 256
 METRICS = ("psnr", "ssim", "ssim_gaussian")  # metrics.Quality's fields
@@ -53,7 +59,9 @@ class Study:
         self.source, self.alpha, self.seed = source, check_alpha(alpha), seed
         self.indices = pick_pairs(source, pairs, seed)
         self.samples = [data.load_pair(source, i, j) for i, j in self.indices]
-        self.mixed = torch.stack([mix(m.image, c.image, self.alpha) for m, c in self.samples])
+        self.mixed = np.stack([mix(m.image, c.image, self.alpha) for m, c in self.samples])
+        from .training import BatchTrainer  # here, as in experiment.py
+
         self.trainer = BatchTrainer(
             self.mixed, lr=lr, seed=seed, device=device, engine=engine, architecture=architecture
         )

@@ -2,7 +2,7 @@
 
 An epochs sweep trains one study and scores it each time it reaches a value (so it costs no more than
 the largest value); a learning-rate sweep trains one study per rate, each on the same pairs from the
-same initial weights; a latent sweep one study per network size (model.Architecture), its pairs all
+same initial weights; a latent sweep one study per network size (architecture.Architecture), its pairs all
 together. `run` may be called again after a stop: it goes on where it stopped.
 """
 
@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from .architecture import LATENT_CHANNELS, SEED_ARCHITECTURE, Architecture
 from .mixing import SEED_ALPHA
-from .model import LATENT_CHANNELS, SEED_ARCHITECTURE, Architecture
+from .progress import DIVERGED, FINISHED, STOPPED, Progress
+from .settings import SEED_LR, check_epochs, check_lr
 from .study import Study, score_lists, summarize
-from .training import DIVERGED, FINISHED, SEED_LR, STOPPED, Progress, check_epochs, check_lr
 
 SWEEPABLE = {"lr": "learning rate", "epochs": "epochs", "latent": "latent channels"}
 MAX_VALUES = 8
@@ -60,8 +61,8 @@ class SweepPoint:
     epochs: int
     lr: float
     diverged: int  # models that diverged (their kept weights are scored)
-    engine: str  # which trained them: "fast", or "reference" for another network than the seed's
-    architecture: dict  # model.Architecture.as_dict() of the networks
+    engine: str  # which trained them: "fast", or "grouped" for another network than the seed's
+    architecture: dict  # architecture.Architecture.as_dict() of the networks
     scores: dict[str, dict[str, list[float]]]  # dataset -> metric -> one value per pair
     summary: dict
 

@@ -9,10 +9,14 @@ however long a run goes on, its frames stay log-spaced and its memory bounded: 6
 of 3 x 32 x 32 float32 values (12 KiB each) are 3 MiB; of one model, 768 KiB.
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 MAX_FRAMES = 64
 WATCHED = 4  # the models of a study whose outputs are kept and shown; a single run has one
@@ -65,5 +69,5 @@ class Timeline:
         """Forget the frames of epochs after `epoch` (a run that diverged keeps its last finite ones)."""
         self.frames = [frame for frame in self.frames if frame.epoch <= epoch]
 
-    def copy(self) -> "Timeline":
+    def copy(self) -> Timeline:
         return Timeline(list(self.frames))  # frames are never changed, only dropped

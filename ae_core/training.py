@@ -9,49 +9,36 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 
 from . import worker
+from .architecture import IMAGE_SHAPE, SEED_ARCHITECTURE, Architecture
 from .engine import StackedAutoencoders, missing_private_ops
-from .model import IMAGE_SHAPE, SEED_ARCHITECTURE, Architecture, initial_autoencoder
-from .reference import SEED_LR
+from .grouped_stack import GroupedStack
+from .model import initial_autoencoder
+from .progress import DIVERGED, FINISHED, STOPPED, Progress
 from .reference_stack import ReferenceStack
+from .settings import SEED_LR, check_epochs, check_lr, engine_for
 from .timeline import WATCHED, Frame, Timeline, next_frame_epoch
 
-ENGINES = {"fast": StackedAutoencoders, "reference": ReferenceStack}
+ENGINE_CLASSES = {"fast": StackedAutoencoders, "grouped": GroupedStack, "reference": ReferenceStack}
 
-FINISHED, STOPPED, DIVERGED = "finished", "stopped", "diverged"
 # Each call into the engine runs this long at most (after the first), so that Stop and progress
 # reports are prompt, and long enough for each lane to keep its weights in cache over many steps.
 STEPS_CALL_S = 0.25
 MAX_STEPS_PER_CALL = 256
 
 
-def check_epochs(epochs) -> int:
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a whole number of at least 1 (got {epochs!r})")
-    return epochs
-
-
-def check_lr(lr) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"learning rate must be a finite number above 0 (got {lr!r})")
-    return float(lr)
-
-
 def choose_engine(name: str, architecture: Architecture = SEED_ARCHITECTURE) -> tuple[type[StackedAutoencoders], str]:
-    """The engine class for `name` (one of ENGINES) and, where the fast one cannot run (another
-    network than the seed's, or a torch without its private operators), the reference one with a
-    sentence saying why (else "")."""
-    if name not in ENGINES:
-        raise ValueError(f"the engine must be one of {', '.join(ENGINES)} (got {name!r})")
-    if name == "fast" and not architecture.is_seed:
+    """The engine class for `name` (one of settings.ENGINES) and, where the fast one cannot run, the
+    one that runs instead with a sentence saying why (else ""): the grouped one for another network
+    than the seed's, the reference one for a torch without the fast engine's private operators."""
+    if engine_for(name, architecture) != name:
         # The engine's buffers and its C kernel are laid out for the seed's 16-32-64 channels.
-        return ReferenceStack, (
-            "the fast engine is written for the seed's network; this one trains with the plain PyTorch "
-            "reference (reference.py), one network after another."
+        return GroupedStack, (
+            "the fast engine is written for the seed's network; this one trains as grouped convolutions "
+            "with autograd and a fused Adam (grouped_stack.py), all networks at once."
         )
     missing = missing_private_ops() if name == "fast" else []
     if missing:
@@ -59,7 +46,7 @@ def choose_engine(name: str, architecture: Architecture = SEED_ARCHITECTURE) -> 
             f"torch {torch.__version__} lacks {', '.join(missing)}, which the fast engine needs: "
             "training with the plain PyTorch reference instead (slower, the same results within rounding)."
         )
-    return ENGINES[name], ""
+    return ENGINE_CLASSES[name], ""
 
 
 def best_device() -> torch.device:
@@ -98,19 +85,6 @@ def one_cpu_thread():
                 torch.set_num_threads(_threads_before)
 
 
-@dataclass(frozen=True)
-class Progress:
-    epoch: int  # epochs done in total
-    target_epochs: int
-    loss: float  # loss of the latest epoch (the median over models still training)
-    epochs_per_second: float  # during this call of train()
-    outputs: torch.Tensor | None = None  # the first WATCHED models' outputs now, (watched, 3, 32, 32), unclamped
-
-    @property
-    def seconds_left(self) -> float:
-        return (self.target_epochs - self.epoch) / self.epochs_per_second if self.epochs_per_second else math.inf
-
-
 class BatchTrainer:
     """K autoencoders, each trained on its own target (K, 3, 32, 32) exactly as K `Trainer`s would be.
 
@@ -129,6 +103,7 @@ class BatchTrainer:
         engine: str = "fast",
         architecture: Architecture = SEED_ARCHITECTURE,
     ) -> None:
+        targets = torch.as_tensor(targets)  # numpy images (data.py) are shared, not copied
         if targets.dim() != 4 or tuple(targets.shape[1:]) != IMAGE_SHAPE or len(targets) == 0:
             raise ValueError(
                 f"targets must have shape (K, {', '.join(map(str, IMAGE_SHAPE))}), got {tuple(targets.shape)}"
@@ -136,6 +111,7 @@ class BatchTrainer:
         self.lr, self.seed, self.architecture = check_lr(lr), seed, architecture
         initial = initial_autoencoder(seed, architecture).state_dict()
         engine_class, self.engine_note = choose_engine(engine, architecture)
+        self.engine_asked = engine_for(engine, architecture)  # what the run store files it under
         self.engine = engine_class([initial] * len(targets), self.lr, device or best_device())
         self.targets = targets.to(self.engine.device, torch.float32).contiguous()
         self.losses = torch.empty(0, len(targets))  # (epochs, K); NaN after a diverged model's epoch
@@ -322,7 +298,7 @@ class BatchTrainer:
     def merge(self, new_losses: torch.Tensor, diverged: dict[int, int], new_frames: list[Frame]) -> None:
         """Add the (epochs, K) losses of epochs trained by a copy of this trainer, its `diverged` and
         the timeline frames it took meanwhile."""
-        self.losses = torch.cat([self.losses, new_losses])
+        self.losses = torch.cat([self.losses, torch.as_tensor(new_losses)])
         self.diverged = dict(diverged)
         self._mask_diverged()
         for frame in new_frames:
@@ -397,6 +373,7 @@ class Trainer(BatchTrainer):
         engine: str = "fast",
         architecture: Architecture = SEED_ARCHITECTURE,
     ) -> None:
+        target = torch.as_tensor(target)
         if tuple(target.shape) != IMAGE_SHAPE:
             raise ValueError(f"target must have shape {IMAGE_SHAPE}, got {tuple(target.shape)}")
         super().__init__(target.unsqueeze(0), lr, seed, device, engine, architecture)

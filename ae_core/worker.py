@@ -21,8 +21,6 @@ from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from multiprocessing import forkserver
 
-import torch
-
 POLL_S = 0.05
 _STOP = b"stop"
 
@@ -79,7 +77,9 @@ def _receive(pipe):
     return pickle.loads(pipe.recv_bytes())
 
 
-def _raw(tensor: torch.Tensor) -> memoryview:
+def _raw(tensor) -> memoryview:
+    """A CPU tensor's bytes, to send or to receive into. (This module imports no torch: the server
+    that calls it need not, until a training's results come back.)"""
     return memoryview(tensor.numpy()).cast("B")
 
 
@@ -145,7 +145,7 @@ def _follow(trainer, pipe, child, on_progress, should_stop) -> str:
                     raise EOFError
                 continue
             kind, rows, diverged, frames, payload = _receive(pipe)
-            trainer.merge(torch.from_numpy(rows), diverged, frames)
+            trainer.merge(rows, diverged, frames)
             if kind == "progress":
                 if on_progress is not None:
                     on_progress(payload)

@@ -11,8 +11,8 @@ A size other than the seed's must not be slower than the plain loop.
 
 import argparse
 
+from ae_core.architecture import LATENT_CHANNELS, Architecture
 from ae_core.bench import compare_study_speed
-from ae_core.model import LATENT_CHANNELS, Architecture
 
 
 def main() -> None:

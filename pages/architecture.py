@@ -4,7 +4,7 @@ import math
 
 import streamlit as st
 
-from ae_core.model import IMAGE_SHAPE, architecture_rows
+from ae_core.architecture import IMAGE_SHAPE, architecture_rows
 from ae_core.reporting import SEED_ARCHITECTURE
 from app_widgets import network_choice, through_the_app_navigation
 

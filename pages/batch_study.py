@@ -6,8 +6,8 @@ import streamlit as st
 
 from ae_core import charts, data, probe, reporting, store
 from ae_core.data import DataUnavailable
+from ae_core.progress import Progress
 from ae_core.study import MAX_PAIRS, METRICS, Study, summarize
-from ae_core.training import Progress
 from app_widgets import (
     ALPHA_IN_A_LINK,
     EPOCHS_IN_A_LINK,

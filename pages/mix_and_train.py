@@ -9,8 +9,8 @@ from ae_core import charts, data, probe, reporting, store
 from ae_core.data import CIFAR10, MNIST, DataUnavailable
 from ae_core.experiment import Experiment, PairResult
 from ae_core.mixing import mix
-from ae_core.reference import SEED_EPOCHS
-from ae_core.training import DIVERGED, Progress
+from ae_core.progress import DIVERGED, Progress
+from ae_core.settings import SEED_EPOCHS
 from app_widgets import (
     ALPHA_IN_A_LINK,
     EPOCHS_IN_A_LINK,
@@ -330,9 +330,7 @@ run = shown_run("run")
 ready = not problems and mnist is not None and cifar is not None
 pair_key = None
 if ready:
-    uploads = [
-        hashlib.sha1(s.image.numpy().tobytes()).hexdigest() if s.source == "upload" else s.index for s in (mnist, cifar)
-    ]
+    uploads = [hashlib.sha1(s.image.tobytes()).hexdigest() if s.source == "upload" else s.index for s in (mnist, cifar)]
     pair_key = (source, *uploads, float(chosen["lr"]), int(chosen["seed"]), float(chosen["alpha"]), architecture)
     if (run is None or run.key != pair_key) and source != "upload":
         settings = store.pair_settings(

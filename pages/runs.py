@@ -6,8 +6,8 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from ae_core import charts, reporting
+from ae_core.architecture import Architecture
 from ae_core.data import DataUnavailable
-from ae_core.model import Architecture
 from ae_core.store import StoredRun
 from app_widgets import picture_row, run_store, through_the_app_navigation
 

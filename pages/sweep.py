@@ -5,8 +5,8 @@ import json
 import streamlit as st
 
 from ae_core import charts, reporting
-from ae_core.model import SEED_ARCHITECTURE
-from ae_core.reference import SEED_EPOCHS, SEED_LR
+from ae_core.architecture import SEED_ARCHITECTURE
+from ae_core.settings import SEED_EPOCHS, SEED_LR
 from ae_core.sweep import SWEEPABLE, Sweep, parse_values
 from app_widgets import (
     STUDY_EPOCHS,
@@ -28,7 +28,7 @@ st.caption(
     "The same pairs at several learning rates, epoch counts or latent sizes, each value scored over all pairs, "
     "as a Batch study would score them. An epochs sweep trains once and scores at each count; a learning-rate "
     "or latent sweep trains once per value, from the same initial weights (a network other than the seed's "
-    "with the plain PyTorch reference). The settings not swept are held at their values below."
+    "on the grouped engine). The settings not swept are held at their values below."
 )
 
 # -- inputs ------------------------------------------------------------------------------------------

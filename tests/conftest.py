@@ -22,10 +22,11 @@ def pair():
 
 
 @pytest.fixture
-def target(pair):
+def target(pair) -> torch.Tensor:
+    """The pair's mix as the trainer holds it: images are numpy arrays until something trains."""
     from ae_core import mix
 
-    return mix(pair[0].image, pair[1].image)
+    return torch.from_numpy(mix(pair[0].image, pair[1].image))
 
 
 def plain_reference_losses(target: torch.Tensor, steps: int, seed: int = 0) -> list[float]:

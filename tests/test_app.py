@@ -5,6 +5,8 @@ import json
 import math
 import os
 import re
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from ae_core.data import load_pair
 from ae_core.experiment import Experiment
 from ae_core.study import SCORES, Study, summarize
 from ae_core.training import BatchTrainer
+from tests.conftest import ROOT
 
 APP = "../streamlit_app.py"  # AppTest resolves paths against this file
 
@@ -459,3 +462,32 @@ def test_after_a_run_that_diverged_at_once_the_earlier_settings_continue_the_ear
     at = train(at.run())
     assert not at.exception and not at.warning and "Results after 80 epochs" in at.subheader[0].value
     assert calls == [(50, 80)] and at.session_state["run"] is earlier  # not the diverged one, not a new one
+
+
+def test_the_pages_draw_without_importing_torch_until_something_trains(tmp_path):
+    """The server's first visits need no torch (507 MB a process with the default wheel); training does."""
+    visit = f"""
+import sys
+from streamlit.testing.v1 import AppTest
+at = AppTest.from_file({str(ROOT / "streamlit_app.py")!r}, default_timeout=120).run()
+assert not at.exception and at.button(key="train")
+for page in ("pages/batch_study.py", "pages/sweep.py", "pages/runs.py", "pages/method.py", "pages/architecture.py"):
+    at.switch_page(page).run()
+    assert not at.exception, (page, at.exception)
+print("before training:", "torch" in sys.modules)
+at.switch_page("pages/mix_and_train.py").run()
+at.number_input(key="epochs").set_value(3)
+at.button(key="train").click().run()
+assert not at.exception and at.session_state["run"].trainer.epochs_done == 3
+print("after training:", "torch" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", visit],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "AE_DATA_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "before training: False" in done.stdout and "after training: True" in done.stdout

@@ -6,8 +6,9 @@ import torch
 
 from ae_core import engine, reference
 from ae_core.experiment import Experiment
+from ae_core.progress import FINISHED
 from ae_core.reference_stack import ReferenceStack
-from ae_core.training import FINISHED, BatchTrainer, Trainer, choose_engine
+from ae_core.training import BatchTrainer, Trainer, choose_engine
 
 
 def test_the_reference_engine_learns_exactly_what_the_plain_loop_learns(target):
@@ -53,5 +54,5 @@ def test_a_torch_without_one_of_them_trains_with_the_reference_and_says_which(mo
 
 
 def test_an_unknown_engine_is_refused():
-    with pytest.raises(ValueError, match="fast, reference"):
+    with pytest.raises(ValueError, match="fast, grouped, reference"):
         choose_engine("turbo")

@@ -1,6 +1,7 @@
 """The run store: what goes in comes back, training goes on bit for bit, and no fault loses more than one run."""
 
 import io
+import json
 import signal
 import sqlite3
 import subprocess
@@ -52,6 +53,16 @@ def test_a_stored_run_comes_back_whole_and_trains_on_bit_for_bit(runs):
     uninterrupted.train(200)
     assert torch.equal(loaded.trainer.losses, uninterrupted.trainer.losses)
     assert torch.equal(loaded.trainer.engine.params, uninterrupted.trainer.engine.params)
+
+
+def test_a_row_written_before_network_sizes_were_settings_opens_as_the_seeds_network(runs):
+    stored = runs.put(trained_pair(epochs=5), target_epochs=5)
+    older = {key: value for key, value in stored.settings.items() if key not in ("latent_channels", "width")}
+    with sqlite3.connect(runs.path) as connection:
+        connection.execute("UPDATE runs SET settings = ?", (json.dumps(older),))
+    (listed,) = runs.runs()
+    assert (listed.settings["latent_channels"], listed.settings["width"]) == (64, 1.0)
+    assert runs.load(listed).trainer.epochs_done == 5
 
 
 def test_a_study_comes_back_and_trains_on_bit_for_bit(runs):

@@ -5,8 +5,9 @@ import torch
 
 from ae_core.experiment import Experiment
 from ae_core.model import initial_autoencoder
+from ae_core.progress import FINISHED, STOPPED
 from ae_core.study import MAX_PAIRS, SCORES, Study, pick_pairs, summarize
-from ae_core.training import FINISHED, STOPPED, BatchTrainer, Trainer
+from ae_core.training import BatchTrainer, Trainer
 
 
 def test_batched_losses_equal_separate_runs_step_by_step():

@@ -6,9 +6,9 @@ import pytest
 
 from ae_core import data, native, reporting
 from ae_core.experiment import Experiment
+from ae_core.progress import FINISHED, STOPPED
 from ae_core.study import SCORES, pick_pairs
 from ae_core.sweep import Sweep, parse_values
-from ae_core.training import FINISHED, STOPPED
 
 
 def single_runs(pairs: int, seed: int, epochs: int, lr: float) -> dict:

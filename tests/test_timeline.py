@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from ae_core.progress import DIVERGED
 from ae_core.timeline import MAX_FRAMES, WATCHED, Frame, Timeline, next_frame_epoch
-from ae_core.training import DIVERGED, BatchTrainer, Trainer
+from ae_core.training import BatchTrainer, Trainer
 
 
 def test_the_schedule_is_log_spaced_from_every_epoch():

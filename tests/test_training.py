@@ -4,7 +4,8 @@ import threading
 import pytest
 import torch
 
-from ae_core.training import DIVERGED, FINISHED, MAX_STEPS_PER_CALL, STOPPED, Trainer
+from ae_core.progress import DIVERGED, FINISHED, STOPPED
+from ae_core.training import MAX_STEPS_PER_CALL, Trainer
 
 
 def test_same_seed_gives_the_same_loss_history(target):

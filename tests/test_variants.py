@@ -10,7 +10,9 @@ from test_app import APP, train
 from test_cli import run_cli
 
 from ae_core import reference
-from ae_core.model import LATENT_CHANNELS, SEED_ARCHITECTURE, WIDTHS, Architecture, Autoencoder, initial_autoencoder
+from ae_core.architecture import LATENT_CHANNELS, SEED_ARCHITECTURE, WIDTHS, Architecture
+from ae_core.grouped_stack import GroupedStack
+from ae_core.model import Autoencoder, initial_autoencoder
 from ae_core.training import BatchTrainer
 
 VARIANTS = [Architecture(latent, width) for latent, width in itertools.product(LATENT_CHANNELS, WIDTHS)]
@@ -50,16 +52,39 @@ def test_the_default_is_the_seeds_network_and_anything_else_is_refused():
             Architecture(latent, width)
 
 
-def test_a_variant_trains_on_the_reference_path_exactly_as_the_plain_loop_and_says_so():
-    architecture, target = Architecture(8, 0.5), torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(3))
-    trainer = BatchTrainer(target[None], seed=2, architecture=architecture)
-    assert trainer.engine.name == "reference" and "written for the seed's network" in trainer.engine_note
-    trainer.train(40)
-    model = initial_autoencoder(2, architecture)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    plain = [reference.step(model, optimizer, target[None]).item() for _ in range(40)]
-    assert trainer.losses[:, 0].tolist() == pytest.approx(plain, rel=1e-6)
-    assert torch.allclose(trainer.engine.params[0], torch.cat([p.flatten() for p in model.state_dict().values()]))
+def test_a_variant_trains_grouped_as_the_plain_loop_within_rounding_and_says_so():
+    architecture = Architecture(8, 0.5)
+    targets = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    trainer = BatchTrainer(targets, seed=2, architecture=architecture)
+    assert trainer.engine.name == "grouped" and "written for the seed's network" in trainer.engine_note
+    trainer.train(15)
+    trainer.train(40)  # continued from the flat buffers, not restarted
+    for k, target in enumerate(targets):
+        model = initial_autoencoder(2, architecture)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        plain = [reference.step(model, optimizer, target[None]).item() for _ in range(40)]
+        assert trainer.losses[:, k].tolist() == pytest.approx(plain, rel=1e-5)
+        weights = torch.cat([p.flatten() for p in model.state_dict().values()])
+        assert torch.allclose(trainer.engine.params[k], weights, atol=1e-5)
+        assert torch.allclose(trainer.reconstructions()[k], model(target[None])[0].detach(), atol=1e-5)
+
+
+def test_a_diverging_model_of_a_grouped_stack_leaves_the_others_as_they_would_be_alone():
+    architecture, targets = Architecture(16), torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    together = GroupedStack([initial_autoencoder(0, architecture).state_dict()] * 2, lr=1e-3)
+    alone = GroupedStack([initial_autoencoder(0, architecture).state_dict()], lr=1e-3)
+    together.params[1].fill_(float("nan"))
+    losses = together.steps(targets, 5)
+    assert losses[:, 1].isnan().all() and torch.allclose(losses[:, 0], alone.steps(targets[:1], 5)[:, 0])
+    assert torch.allclose(together.params[0], alone.params[0]) and together.params[0].isfinite().all()
+
+
+def test_the_grouped_engine_learns_the_seeds_network_as_the_fast_engine_does(target):
+    grouped, fast = (BatchTrainer(target[None], engine=engine) for engine in ("grouped", "fast"))
+    grouped.train(30)
+    fast.train(30)
+    assert torch.allclose(grouped.losses, fast.losses, rtol=1e-5)
+    assert torch.allclose(grouped.engine.params, fast.engine.params, atol=1e-5)
 
 
 def test_weights_of_one_architecture_are_never_loaded_into_another():
@@ -77,11 +102,9 @@ def test_the_cli_takes_a_network_size_and_records_it_and_its_engine(tmp_path):
         "--json", str(report),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert (
-        "network: channels 8-16-8, latent 8 x 2 x 2 = 32 numbers" in done.stdout and "reference engine" in done.stdout
-    )
+    assert "network: channels 8-16-8, latent 8 x 2 x 2 = 32 numbers" in done.stdout and "grouped engine" in done.stdout
     settings = json.loads(report.read_text())["settings"]
-    assert settings["engine"] == "reference"
+    assert settings["engine"] == "grouped"
     assert settings["architecture"] == Architecture(8, 0.5).as_dict()
     assert settings["architecture"]["parameters"] == 15_339 and not settings["architecture"]["is_seed"]
     for flag, value in (("--latent-channels", "3"), ("--width", "3")):
@@ -97,7 +120,7 @@ def test_a_latent_sweep_scores_each_size_and_records_its_network(tmp_path):
     assert done.returncode == 0, done.stderr
     points = json.loads(report.read_text())["points"]
     assert [point["value"] for point in points] == [4, 64]
-    assert [point["engine"] for point in points] == ["reference", "fast"]
+    assert [point["engine"] for point in points] == ["grouped", "fast"]
     assert [point["architecture"]["latent_size"] for point in points] == [16, 256]
     refused = run_cli("sweep", "--pairs", "2", "--over", "latent", "--values", "5")
     assert refused.returncode == 2 and "latent channels must be among" in refused.stderr
@@ -111,7 +134,7 @@ def test_mix_and_train_offers_another_network_and_says_it_is_not_the_seeds():
     assert not at.exception
     assert any("Not the seed's network" in caption.value for caption in at.caption)
     trainer = at.session_state["run"].trainer
-    assert trainer.architecture == Architecture(16) and trainer.engine.name == "reference"
+    assert trainer.architecture == Architecture(16) and trainer.engine.name == "grouped"
     assert at.query_params["latent"] == "16"
 
 
@@ -141,7 +164,7 @@ def test_the_sweep_page_sweeps_latent_sizes_and_marks_the_seeds():
     assert not at.exception and not at.error
     assert list(at.dataframe[0].value["Latent channels"]) == [8, 64]
     sweep = at.session_state["sweep"].sweep
-    assert [point.engine for point in sweep.points] == ["reference", "fast"]
+    assert [point.engine for point in sweep.points] == ["grouped", "fast"]
     psnr_chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     marks = [shape for shape in psnr_chart["layout"]["shapes"] if shape.get("name", "").startswith("the seed's")]
     assert [mark["name"] for mark in marks] == ["the seed's latent channels: 64"] and marks[0]["x0"] == 1

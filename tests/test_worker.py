@@ -13,7 +13,8 @@ import torch
 from conftest import ROOT
 
 from ae_core import worker
-from ae_core.training import DIVERGED, FINISHED, STOPPED, BatchTrainer, Trainer
+from ae_core.progress import DIVERGED, FINISHED, STOPPED
+from ae_core.training import BatchTrainer, Trainer
 from ae_core.worker import TrainingFailed
 
 
