@@ -1,8 +1,24 @@
 """Entry point: `streamlit run streamlit_app.py`."""
 
+import importlib
+import threading
+
 import streamlit as st
 
 from ae_core import metrics, worker
+
+
+# What a session's first Train and first scores need, imported on a thread once its first page is
+# drawn. The pages import no torch, so a fresh server's first visit is interactive sooner: a median of
+# 2.15 s against 3.28 s when the page imported torch (`python -m benchmarks.browser_feedback`, the
+# same hour). Left until the first Train, the import took that click's first live images from 0.60
+# to 1.91 s after it; it costs the server 260 MB until then (docs/performance.md, server memory).
+def import_in_background() -> None:
+    def work() -> None:
+        importlib.import_module("ae_core.training")
+        metrics.scikit_image_metrics()
+
+    threading.Thread(target=work, name="imports after the first page", daemon=True).start()
 
 
 def main() -> None:
@@ -19,9 +35,9 @@ def main() -> None:
     )
     worker.warm_up()  # the first Train then finds the training process server ready
     navigation.run()
-    if not st.session_state.get("scorers_imported"):  # after the first page: it scores nothing
-        metrics.import_in_background()
-        st.session_state["scorers_imported"] = True
+    if not st.session_state.get("imports_started"):
+        import_in_background()
+        st.session_state["imports_started"] = True
 
 
 # Streamlit runs this file as `__main__`. A training process started just as another session's run

@@ -7,7 +7,6 @@ run differs from the seed: MNIST 0.9823 against 0.9894, CIFAR-10 0.9932 against 
 (`ae-core run --mnist-index 3 --cifar-index 3`)."""
 
 import functools
-import threading
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -29,22 +28,18 @@ def _hwc(image) -> np.ndarray:
 
 
 @functools.cache
-def _scikit_image_metrics():
-    # Imported on first use: scikit-image's metrics bring scipy.stats, 0.5 s of the 2.3 s that
-    # `import app_widgets` takes (`python -X importtime`), and a first visit to the app scores nothing.
+def scikit_image_metrics():
+    """Imported on first use: scikit-image's metrics bring scipy.stats, 0.5 s of the 2.3 s that
+    `import app_widgets` took (`python -X importtime`), and a first visit to the app scores nothing.
+    (`import skimage.metrics` alone loads none of it: scikit-image loads its submodules lazily.)"""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     return peak_signal_noise_ratio, structural_similarity
 
 
-def import_in_background() -> None:
-    """Import scikit-image's metrics on a thread of their own, so that the first score does not wait."""
-    threading.Thread(target=_scikit_image_metrics, name="import scikit-image", daemon=True).start()
-
-
 def quality(original, reconstructed) -> Quality:
     """Both images (3, H, W) with data range 1.0; an exact copy scores PSNR inf and both SSIMs 1."""
-    peak_signal_noise_ratio, structural_similarity = _scikit_image_metrics()
+    peak_signal_noise_ratio, structural_similarity = scikit_image_metrics()
     orig, rec = _hwc(original), _hwc(reconstructed)
     return Quality(
         psnr=float(peak_signal_noise_ratio(orig, rec, data_range=1.0)),
