@@ -34,7 +34,6 @@ import torch
 
 from . import native
 from .architecture import IMAGE_SHAPE
-from .model import Autoencoder
 
 IMAGE_SIZE = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 ADAM_BETAS = (0.9, 0.999)
@@ -183,7 +182,7 @@ class StackedAutoencoders:
     name = "fast"
 
     def __init__(self, state_dicts: list[dict], lr: float, device: torch.device | str = "cpu") -> None:
-        self.names = list(Autoencoder().state_dict())  # every Architecture's names are the seed's
+        self.names = list(state_dicts[0])  # every Architecture's names are the seed's, in this order
         self.shapes = [state_dicts[0][name].shape for name in self.names]
         self.lr = lr
         self.k = len(state_dicts)

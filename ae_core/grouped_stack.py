@@ -53,7 +53,8 @@ class _GroupedLane:
     def __init__(self, stack: "GroupedStack", rows: slice, architecture: Architecture) -> None:
         self.stack, self.rows = stack, rows
         self.k = rows.stop - rows.start
-        self.network = grouped_autoencoder(architecture, self.k).to(stack.device)
+        with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten: leave the global RNG be
+            self.network = grouped_autoencoder(architecture, self.k).to(stack.device)
         # In state_dict order, as a row of the flat buffers: weight and bias of each layer in turn.
         self.layers = list(self.network.parameters())
         self.layer_exp_avg = [torch.zeros_like(layer) for layer in self.layers]

@@ -171,3 +171,9 @@ def test_the_sweep_page_sweeps_latent_sizes_and_marks_the_seeds():
     at.text_input(key="sweep_values_latent").set_value("64, 5")
     at = at.button(key="sweep_run").click().run()
     assert any("Latent channels must be among 4, 8, 16, 32, 64, 128 (got 5)" in e.value for e in at.error)
+
+
+def test_building_a_grouped_stack_leaves_the_global_random_state_as_it_was():
+    before = torch.random.get_rng_state()
+    GroupedStack([initial_autoencoder(0, Architecture(8)).state_dict()] * 3, lr=1e-3)
+    assert torch.equal(torch.random.get_rng_state(), before)
