@@ -1,5 +1,6 @@
 """Entry point: `streamlit run streamlit_app.py`."""
 
+import contextlib
 import importlib
 import threading
 
@@ -15,8 +16,11 @@ from ae_core import metrics, worker
 # to 1.91 s after it; it costs the server 260 MB until then (docs/performance.md, server memory).
 def import_in_background() -> None:
     def work() -> None:
-        importlib.import_module("ae_core.training")
-        metrics.scikit_image_metrics()
+        # A server stopped mid-import (a test's, or Ctrl-C) breaks it with whatever error the half-torn
+        # interpreter gives; a real fault shows again, on the page, where the first Train imports.
+        with contextlib.suppress(Exception):
+            importlib.import_module("ae_core.training")
+            metrics.scikit_image_metrics()
 
     threading.Thread(target=work, name="imports after the first page", daemon=True).start()
 
