@@ -1,18 +1,19 @@
 """K networks of any size trained as grouped convolutions, behind the engine's interface.
 
 The fast engine (engine.py) is laid out for the seed's 16-32-64 channels. Another `Architecture`
-trains here: the models of a lane (one lane per core) are the groups of `groups=k` convolutions, so
-one forward, one backward (autograd's) and one fused Adam step (`torch.optim.Adam(fused=True)`) take
-all of them at once. A group sees only its own channels, so the models stay as independent as K plain loops (a
-diverged one's NaNs stay in its group); the sums round differently, so losses match the plain loop
-within rounding, not bit for bit (tests/test_variants.py). `engine="reference"` keeps the exact path.
+trains here: the models of a lane (all of them, or a lane per core for large ones) are the groups
+of `groups=k` convolutions, so one forward, one backward (autograd's) and one fused Adam step
+(`torch.optim.Adam(fused=True)`) take all of them at once. A group sees only its own channels, so
+the models stay as independent as K plain loops (a diverged one's NaNs stay in its group); the sums
+round differently, so losses match the plain loop within rounding, not bit for bit
+(tests/test_variants.py). `engine="reference"` keeps the exact path.
 
 The (K, parameters) buffers of `StackedAutoencoders` stay the truth between calls (checkpoints, the
 worker's transfer and the run store read and write them); each call copies them into the grouped
 layout and back, once per call of up to 256 steps rather than once per step.
 
 Measured on two cores, 4 pairs, against `reference.train` on each (`python -m benchmarks.latent_sizes`,
-docs/performance.md): about 2x the plain loop at 4 to 32 latent channels, 1.1 to 1.3x at 128. The
+docs/performance.md): about 2x the plain loop at 4 to 32 latent channels, about even at 128. The
 arithmetic is the plain loop's, but each kernel call serves several models, and the fused Adam makes
 one pass over the weights where the default makes several (at 128 channels the default took the
 grouped network to 0.81x the plain loop).
@@ -45,6 +46,15 @@ def grouped_autoencoder(architecture: Architecture, k: int) -> nn.Sequential:
         nn.ConvTranspose2d(c1 * k, 3 * k, 3, stride=2, padding=1, output_padding=1, groups=k),
         nn.Sigmoid(),
     )
+
+
+# Ad-hoc timings of `steps` on 4 pairs, 200 steps at a time, six times each, in fresh processes: up to
+# 32 latent channels (110,563 weights) one lane of all the models on one thread took 0.57 to 0.63 ms per
+# pair-epoch, a lane per core 0.60 to 0.86 (their Python loops wait on each other for the GIL); at 128
+# (411,715) a lane per core took 1.8 to 2.3 ms against 2.4 to 3.4. Two threads inside one lane were as
+# fast as two lanes on a quiet process but 2.5 to 3x slower once other threads had run torch there
+# (libgomp, seeing more threads than cores, wakes its threads by futex at every operator).
+LANE_PER_CORE_ABOVE = 200_000  # weights per model
 
 
 class _GroupedLane:
@@ -102,24 +112,23 @@ class _GroupedLane:
 
 
 class GroupedStack(StackedAutoencoders):
-    """K `Autoencoder`s of one architecture as grouped networks, one per core, each with one fused Adam."""
+    """K `Autoencoder`s of one architecture as grouped networks (one, or one per core for large
+    models), each with one fused Adam."""
 
     name = "grouped"
 
     def __init__(self, state_dicts: list[dict], lr: float, device: torch.device | str = "cpu") -> None:
         super().__init__(state_dicts, lr, device)
-        # One lane per core, each on one thread, as the fast engine's: two threads inside one lane were
-        # as fast on a quiet process, but 2.5 to 3x slower once other threads had run torch (libgomp
-        # then wakes its threads by futex at every operator; OMP_WAIT_POLICY=ACTIVE hides it).
-        lanes = min(self.k, cpu_count()) if self.device.type == "cpu" else 1
+        per_core = self.device.type == "cpu" and self.params.shape[1] > LANE_PER_CORE_ABOVE
+        lanes = min(self.k, cpu_count()) if per_core else 1
         bounds = [self.k * lane // lanes for lane in range(lanes + 1)]
         architecture = architecture_of(state_dicts[0])
         self.lanes = [_GroupedLane(self, slice(lo, hi), architecture) for lo, hi in zip(bounds, bounds[1:])]
 
     @contextmanager
     def _threads(self):
-        """One thread per lane; a lone lane (one model) has every core."""
-        if len(self.lanes) == 1:
+        """A lone model has every core; otherwise each lane runs on the one thread the trainer sets."""
+        if self.k == 1:
             with all_cpu_threads():
                 yield
         else:

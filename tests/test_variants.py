@@ -75,8 +75,9 @@ def test_a_diverging_model_of_a_grouped_stack_leaves_the_others_as_they_would_be
     alone = GroupedStack([initial_autoencoder(0, architecture).state_dict()], lr=1e-3)
     together.params[1].fill_(float("nan"))
     losses = together.steps(targets, 5)
-    assert losses[:, 1].isnan().all() and torch.allclose(losses[:, 0], alone.steps(targets[:1], 5)[:, 0])
-    assert torch.allclose(together.params[0], alone.params[0]) and together.params[0].isfinite().all()
+    # Within rounding: two models side by side sum in another order than one alone.
+    assert losses[:, 1].isnan().all() and torch.allclose(losses[:, 0], alone.steps(targets[:1], 5)[:, 0], rtol=1e-5)
+    assert torch.allclose(together.params[0], alone.params[0], atol=1e-6) and together.params[0].isfinite().all()
 
 
 def test_the_grouped_engine_learns_the_seeds_network_as_the_fast_engine_does(target):
