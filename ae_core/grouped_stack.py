@@ -19,13 +19,13 @@ one pass over the weights where the default makes several (at 128 channels the d
 grouped network to 0.81x the plain loop).
 """
 
-from contextlib import contextmanager
+from contextlib import nullcontext
 
 import torch
 from torch import nn
 
 from .architecture import Architecture
-from .engine import StackedAutoencoders, cpu_count, on_each
+from .engine import StackedAutoencoders, cpu_count
 from .model import architecture_of
 from .reference_stack import all_cpu_threads
 
@@ -89,11 +89,11 @@ class _GroupedLane:
     def _images(self, images: torch.Tensor) -> torch.Tensor:
         return images[self.rows].reshape(1, -1, *images.shape[2:])
 
-    def steps(self, targets: torch.Tensor, losses: torch.Tensor) -> None:
+    def steps(self, targets: torch.Tensor, losses: torch.Tensor, steps_done: torch.Tensor) -> None:
         for tensor, part in self._pairs(with_moments=True):
             tensor.view_as(part).copy_(part)
         for state in self.optimizer.state.values():
-            state["step"].fill_(self.stack.steps_done)
+            state["step"].fill_(steps_done)
         images = self._images(targets)
         for epoch_losses in losses:
             self.optimizer.zero_grad()
@@ -119,37 +119,16 @@ class GroupedStack(StackedAutoencoders):
 
     def __init__(self, state_dicts: list[dict], lr: float, device: torch.device | str = "cpu") -> None:
         super().__init__(state_dicts, lr, device)
+        self.architecture = architecture_of(state_dicts[0])
+
+    def _build_lanes(self) -> list[_GroupedLane]:
+        """One lane of every model, or one per core for models above LANE_PER_CORE_ABOVE weights."""
         per_core = self.device.type == "cpu" and self.params.shape[1] > LANE_PER_CORE_ABOVE
         lanes = min(self.k, cpu_count()) if per_core else 1
         bounds = [self.k * lane // lanes for lane in range(lanes + 1)]
-        architecture = architecture_of(state_dicts[0])
-        self.lanes = [_GroupedLane(self, slice(lo, hi), architecture) for lo, hi in zip(bounds, bounds[1:])]
+        return [_GroupedLane(self, slice(lo, hi), self.architecture) for lo, hi in zip(bounds, bounds[1:])]
 
-    @contextmanager
-    def _threads(self):
+    def _on_each_lane(self, work) -> None:
         """A lone model has every core; otherwise each lane runs on the one thread the trainer sets."""
-        if self.k == 1:
-            with all_cpu_threads():
-                yield
-        else:
-            yield
-
-    def steps(self, targets: torch.Tensor, count: int) -> torch.Tensor:
-        losses = torch.empty(count, self.k, device=self.device)
-        with self._threads():
-            on_each(self.lanes, lambda lane: lane.steps(targets, losses))
-        self.steps_done += count
-        return losses
-
-    def reconstruct(self, images: torch.Tensor, first: int | None = None) -> torch.Tensor:
-        count = self.k if first is None else min(first, self.k)
-        outputs = torch.empty(count, *images.shape[1:], device=self.device)
-
-        def forward(lane: _GroupedLane) -> None:
-            if lane.rows.start < count:
-                stop = min(lane.rows.stop, count)
-                outputs[lane.rows.start : stop].copy_(lane.forward(images)[: stop - lane.rows.start])
-
-        with self._threads():
-            on_each(self.lanes, forward)
-        return outputs
+        with all_cpu_threads() if self.k == 1 else nullcontext():
+            super()._on_each_lane(work)

@@ -174,7 +174,8 @@ def test_the_sweep_page_sweeps_latent_sizes_and_marks_the_seeds():
     assert any("Latent channels must be among 4, 8, 16, 32, 64, 128 (got 5)" in e.value for e in at.error)
 
 
-def test_building_a_grouped_stack_leaves_the_global_random_state_as_it_was():
+def test_building_and_stepping_a_grouped_stack_leaves_the_global_random_state_as_it_was():
     before = torch.random.get_rng_state()
-    GroupedStack([initial_autoencoder(0, Architecture(8)).state_dict()] * 3, lr=1e-3)
+    stack = GroupedStack([initial_autoencoder(0, Architecture(8)).state_dict()] * 3, lr=1e-3)
+    stack.steps(torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1)), 1)  # builds its networks
     assert torch.equal(torch.random.get_rng_state(), before)
