@@ -22,31 +22,11 @@ grouped network to 0.81x the plain loop).
 from contextlib import nullcontext
 
 import torch
-from torch import nn
 
 from .architecture import Architecture
 from .engine import StackedAutoencoders, cpu_count
-from .model import architecture_of
+from .model import Autoencoder, architecture_of
 from .reference_stack import all_cpu_threads
-
-
-def grouped_autoencoder(architecture: Architecture, k: int) -> nn.Sequential:
-    """`Autoencoder(architecture)` K times side by side: channels k*c to (k+1)*c of each layer are model k's."""
-    c1, c2, latent = architecture.channels
-    return nn.Sequential(
-        nn.Conv2d(3 * k, c1 * k, 3, stride=2, padding=1, groups=k),
-        nn.ReLU(),
-        nn.Conv2d(c1 * k, c2 * k, 3, stride=2, padding=1, groups=k),
-        nn.ReLU(),
-        nn.Conv2d(c2 * k, latent * k, 7, groups=k),
-        nn.ConvTranspose2d(latent * k, c2 * k, 7, groups=k),
-        nn.ReLU(),
-        nn.ConvTranspose2d(c2 * k, c1 * k, 3, stride=2, padding=1, output_padding=1, groups=k),
-        nn.ReLU(),
-        nn.ConvTranspose2d(c1 * k, 3 * k, 3, stride=2, padding=1, output_padding=1, groups=k),
-        nn.Sigmoid(),
-    )
-
 
 # Ad-hoc timings of `steps` on 4 pairs, 200 steps at a time, six times each, in fresh processes: up to
 # 32 latent channels (110,563 weights) one lane of all the models on one thread took 0.57 to 0.63 ms per
@@ -64,7 +44,7 @@ class _GroupedLane:
         self.stack, self.rows = stack, rows
         self.k = rows.stop - rows.start
         with torch.random.fork_rng(devices=[]):  # its initial weights are overwritten: leave the global RNG be
-            self.network = grouped_autoencoder(architecture, self.k).to(stack.device)
+            self.network = Autoencoder(architecture, side_by_side=self.k).to(stack.device)
         # In state_dict order, as a row of the flat buffers: weight and bias of each layer in turn.
         self.layers = list(self.network.parameters())
         self.layer_exp_avg = [torch.zeros_like(layer) for layer in self.layers]

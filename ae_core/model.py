@@ -17,23 +17,27 @@ def architecture_of(state_dict: dict) -> Architecture:
 
 
 class Autoencoder(nn.Module):
-    def __init__(self, architecture: Architecture = SEED_ARCHITECTURE) -> None:
+    """The seed's network. `side_by_side=K` builds K of them as one (grouped_stack.py): every layer has
+    K times the channels in K groups, and channels k*c to (k+1)*c of each layer are network k's."""
+
+    def __init__(self, architecture: Architecture = SEED_ARCHITECTURE, side_by_side: int = 1) -> None:
         super().__init__()
-        c1, c2, latent = architecture.channels
+        c1, c2, latent = (side_by_side * channels for channels in architecture.channels)
+        rgb, groups = 3 * side_by_side, side_by_side
         self.architecture = architecture
         self.encoder = nn.Sequential(
-            nn.Conv2d(3, c1, 3, stride=2, padding=1),  # 32 -> 16
+            nn.Conv2d(rgb, c1, 3, stride=2, padding=1, groups=groups),  # 32 -> 16
             nn.ReLU(),
-            nn.Conv2d(c1, c2, 3, stride=2, padding=1),  # 16 -> 8
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1, groups=groups),  # 16 -> 8
             nn.ReLU(),
-            nn.Conv2d(c2, latent, 7),  # 8 -> 2
+            nn.Conv2d(c2, latent, 7, groups=groups),  # 8 -> 2
         )
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(latent, c2, 7),  # 2 -> 8
+            nn.ConvTranspose2d(latent, c2, 7, groups=groups),  # 2 -> 8
             nn.ReLU(),
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),  # 8 -> 16
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1, groups=groups),  # 8 -> 16
             nn.ReLU(),
-            nn.ConvTranspose2d(c1, 3, 3, stride=2, padding=1, output_padding=1),  # 16 -> 32
+            nn.ConvTranspose2d(c1, rgb, 3, stride=2, padding=1, output_padding=1, groups=groups),  # 16 -> 32
             nn.Sigmoid(),
         )
 
