@@ -67,6 +67,7 @@ class Sample:
 
 
 # -- preprocessing -----------------------------------------------------------------------------------
+@lru_cache(maxsize=2)
 def _bilinear_taps(size_in: int, size_out: int) -> tuple[np.ndarray, ...]:
     """For each output index: its two input indices and their weights, as torch's antialiased bilinear
     resize computes them (`_upsample_bilinear2d_aa`) when enlarging, where each output has two taps."""
