@@ -3,7 +3,8 @@ written to the page's link, the settings form, image rows, the full-dataset down
 that a browser session has gone away, and the runs and sweeps the pages keep (one typed shape each)
 trained live, with the step buttons that continue them, and kept in the run store.
 
-Nothing here imports torch: the server imports it once a session trains (ae_core/__init__.py)."""
+Nothing here imports torch, nor does the server: its trainers train and compute in child processes
+(ae_core/worker.py)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from ae_core.sweep import SWEEPABLE, Sweep
 from ae_core.worker import TrainingFailed
 
 if TYPE_CHECKING:
-    from ae_core.training import BatchTrainer
+    from ae_core.worker import RemoteTrainer
 
 MAX_EPOCHS = 100_000
 STUDY_EPOCHS = 2_000  # a study's default: about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
@@ -318,7 +319,7 @@ class Run:
     _frames_scored: dict[int, PairResult] = field(default_factory=dict)  # a timeline frame's epoch -> results
 
     @property
-    def trainer(self) -> BatchTrainer:
+    def trainer(self) -> RemoteTrainer:
         return self.job.trainer
 
     @property
@@ -369,7 +370,7 @@ def open_stored(name: str, key: tuple, settings: dict | None) -> Run | None:
     if found is None:
         return None
     try:
-        job = runs.load(found)
+        job = runs.load(found, in_child_process=True)
     except DataUnavailable:
         return None
     if job is None:
@@ -624,7 +625,6 @@ def _train_live(run: Run, target_epochs: int, draw_live: Callable, rate_unit: st
                 on_progress=show,
                 should_stop=_client_gone(),
                 report_every_s=REPORT_EVERY_S,
-                in_child_process=True,
             )
         except StopException:
             _rerun_after_a_toolbar_stop(run)
@@ -665,5 +665,5 @@ def sweep_run(key: tuple, new_sweep: Callable[[], Sweep], figure: Callable) -> S
                 f"median loss {progress.loss:.3e}",
             )
 
-        sweep.run(on_progress=show, should_stop=_client_gone(), in_child_process=True)
+        sweep.run(on_progress=show, should_stop=_client_gone())
     return stored

@@ -1,7 +1,6 @@
 """Entry point: `streamlit run streamlit_app.py`."""
 
 import contextlib
-import importlib
 import threading
 
 import streamlit as st
@@ -9,17 +8,14 @@ import streamlit as st
 from ae_core import metrics, worker
 
 
-# What a session's first Train and first scores need, imported on a thread once its first page is
-# drawn. The pages import no torch, so a fresh server's first visit is interactive sooner: a median of
-# 2.15 s against 3.28 s when the page imported torch (`python -m benchmarks.browser_feedback`, the
-# same hour). Left until the first Train, the import took that click's first live images from 0.60
-# to 1.91 s after it; it costs the server 260 MB until then (docs/performance.md, server memory).
+# What a session's first scores need (scikit-image's metrics bring scipy.stats: 0.5 s), imported on a
+# thread once its first page is drawn. The server imports no torch at all: the training process
+# server does, started below (ae_core/worker.py).
 def import_in_background() -> None:
     def work() -> None:
         # A server stopped mid-import (a test's, or Ctrl-C) breaks it with whatever error the half-torn
-        # interpreter gives; a real fault shows again, on the page, where the first Train imports.
+        # interpreter gives; a real fault shows again, on the page, where the first scores import.
         with contextlib.suppress(Exception):
-            importlib.import_module("ae_core.training")
             metrics.scikit_image_metrics()
 
     threading.Thread(target=work, name="imports after the first page", daemon=True).start()

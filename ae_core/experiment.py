@@ -44,8 +44,22 @@ class PairResult:
         }
 
 
+def new_trainer(targets: np.ndarray, *, device=None, in_child_process: bool = False, **settings):
+    """A `BatchTrainer` of `targets` (K, 3, 32, 32), or with `in_child_process` a `worker.RemoteTrainer`
+    of them: the same trainer, training and computing in child processes, for a server that hosts
+    several trainings and imports no torch (the app). Imported here, not above: this module is torch-free."""
+    if in_child_process:
+        from .worker import RemoteTrainer
+
+        return RemoteTrainer(targets, **settings)
+    from .training import BatchTrainer
+
+    return BatchTrainer(targets, device=device, **settings)
+
+
 class Experiment:
-    """A pair and the trainer of its mix; `train` may be called again to continue."""
+    """A pair and the trainer of its mix; `train` may be called again to continue. With
+    `in_child_process`, the trainer trains in child processes (worker.py), as the app's do."""
 
     def __init__(
         self,
@@ -57,12 +71,19 @@ class Experiment:
         device: torch.device | str | None = None,
         engine: str = "fast",
         architecture: Architecture = SEED_ARCHITECTURE,
+        in_child_process: bool = False,
     ) -> None:
         self.mnist, self.cifar, self.alpha = mnist, cifar, check_alpha(alpha)
         self.mixed = mix(mnist.image, cifar.image, self.alpha)
-        from .training import Trainer  # here: the server imports torch when it first trains (__init__.py)
-
-        self.trainer = Trainer(self.mixed, lr=lr, seed=seed, device=device, engine=engine, architecture=architecture)
+        self.trainer = new_trainer(
+            self.mixed[None],
+            lr=lr,
+            seed=seed,
+            device=device,
+            engine=engine,
+            architecture=architecture,
+            in_child_process=in_child_process,
+        )
 
     def train(self, epochs: int, **callbacks) -> str:
         return self.trainer.train(epochs, **callbacks)

@@ -5,7 +5,8 @@ The seed trains one network on one image and scores how well it gives that image
 images at all. The probe takes the trained weights into the plain `Autoencoder` (model.py) and feeds it
 the mixes of other pairs from the same source, each original alone, and the same pair mixed at another
 α, and scores what comes back as the experiment does. Only `network` and `reconstruct` touch torch,
-and import it when called: the pages that offer the probe draw without it.
+and import it when called; they run through the trainer's `call`, which for the app's trainers is in
+a child process (worker.py): the server that offers the probe has no torch.
 """
 
 import random
@@ -57,7 +58,12 @@ def reconstruct(autoencoder, inputs: np.ndarray) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        return autoencoder(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))).numpy()
+        return autoencoder(torch.from_numpy(np.array(inputs, dtype=np.float32))).numpy()  # a copy: may be read-only
+
+
+def network_outputs(trainer, inputs: np.ndarray, model: int = 0) -> np.ndarray:
+    """What model `model` of `trainer` outputs for `inputs` (N, 3, 32, 32), unclamped."""
+    return reconstruct(network(trainer, model), inputs)
 
 
 def unseen_pairs(source: str, count: int, seed: int, trained: list[tuple[int, int]]) -> list[tuple[Sample, Sample]]:
@@ -100,14 +106,14 @@ def probe_pair(
     same α, each original alone, and (where given) its own pair mixed at `other_alpha`."""
     if not experiment.trainer.epochs_done:
         raise ValueError("nothing is trained yet: train the pair before probing its network")
-    autoencoder, alpha = network(experiment.trainer), experiment.alpha
+    alpha = experiment.alpha
     mnist, cifar = experiment.mnist, experiment.cifar
     mixes = [(TRAINED, f"{mnist.caption} + {cifar.caption}", mnist, cifar, alpha)]
     mixes += [(UNSEEN, f"{m.caption} + {c.caption}", m, c, alpha) for m, c in unseen]
     if other_alpha is not None:
         mixes.append((OTHER_ALPHA, f"the same pair at α {check_alpha(other_alpha):g}", mnist, cifar, other_alpha))
     inputs = np.stack([mix(m.image, c.image, a) for *_, m, c, a in mixes] + [mnist.image, cifar.image])
-    outputs = reconstruct(autoencoder, inputs)
+    outputs = experiment.trainer.call(network_outputs, inputs)
     rows = []
     for (kind, label, m, c, a), mixed, output in zip(mixes, inputs, outputs):
         result = pair_result(m, c, a, mixed, output)
@@ -153,19 +159,20 @@ def probe_study(study: Study, unseen_count: int, seed: int = 0) -> StudyProbe:
     mnist = np.stack([m.image for m, _ in unseen])
     cifar = np.stack([c.image for _, c in unseen])
     inputs = mix(mnist, cifar, study.alpha)
-    own = np.stack([m.image for m, _ in study.samples])
-    trained, scores = [], []
-    for k in range(study.trainer.k):
-        autoencoder = network(study.trainer, k)
-        trained.append(
-            float(
-                unmixed_psnr(
-                    own[k : k + 1],
-                    study.samples[k][1].image[None],
-                    reconstruct(autoencoder, study.mixed[k : k + 1]),
-                    study.alpha,
-                )[0]
-            )
-        )
-        scores.append(unmixed_psnr(mnist, cifar, reconstruct(autoencoder, inputs), study.alpha).tolist())
+    own_mnist = np.stack([m.image for m, _ in study.samples])
+    own_cifar = np.stack([c.image for _, c in study.samples])
+    trained, scores = study.trainer.call(
+        _unmixed_psnr_of_each, own_mnist, own_cifar, study.mixed, mnist, cifar, inputs, study.alpha
+    )
     return StudyProbe(unseen, trained, scores)
+
+
+def _unmixed_psnr_of_each(trainer, own_mnist, own_cifar, own_mixed, mnist, cifar, inputs, alpha):
+    """Each network's un-mixed MNIST PSNR on its own pair, and on every one of the `inputs`' pairs."""
+    trained, scores = [], []
+    for k in range(trainer.k):
+        autoencoder = network(trainer, k)
+        own = reconstruct(autoencoder, own_mixed[k : k + 1])
+        trained.append(float(unmixed_psnr(own_mnist[k : k + 1], own_cifar[k : k + 1], own, alpha)[0]))
+        scores.append(unmixed_psnr(mnist, cifar, reconstruct(autoencoder, inputs), alpha).tolist())
+    return trained, scores

@@ -13,7 +13,7 @@ class Progress:
     target_epochs: int
     loss: float  # loss of the latest epoch (the median over models still training)
     epochs_per_second: float  # during this call of train()
-    outputs: Any = None  # the first WATCHED models' outputs now, a (watched, 3, 32, 32) tensor, unclamped
+    outputs: Any = None  # the first WATCHED models' outputs now, a (watched, 3, 32, 32) array, unclamped
 
     @property
     def seconds_left(self) -> float:

@@ -168,6 +168,16 @@ def frame_results(experiment: Experiment) -> list[tuple[int, PairResult]]:
     return [(frame.epoch, experiment.result(frame.outputs[0])) for frame in experiment.trainer.timeline.frames]
 
 
+def weights_file(trainer) -> bytes:
+    """The first network's state_dict in torch.save's format, as `Autoencoder.load_state_dict` takes it
+    (made through the trainer's `call`: for the app's trainers, in a child process with torch)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(trainer.state_dict(), buffer)
+    return buffer.getvalue()
+
+
 def pair_files(
     experiment: Experiment,
     result: PairResult,
@@ -177,14 +187,6 @@ def pair_files(
     """A run's images, timeline, losses, report and weights; `scored_frames` gives the timeline's
     frames scored, where the caller keeps them scored already."""
     trainer = experiment.trainer
-
-    def weights() -> bytes:
-        import torch  # when the button is clicked: the page itself needs no torch
-
-        buffer = io.BytesIO()
-        torch.save(trainer.state_dict(), buffer)
-        return buffer.getvalue()
-
     return [
         FileToSave("Images (PNG)", "images.png", "image/png", lambda: image_row_png(result)),
         FileToSave(
@@ -200,7 +202,9 @@ def pair_files(
             "application/json",
             lambda: json.dumps(report(experiment, result, target_epochs), indent=1),
         ),
-        FileToSave("Weights (.pt)", "autoencoder_state_dict.pt", "application/octet-stream", weights),
+        FileToSave(
+            "Weights (.pt)", "autoencoder_state_dict.pt", "application/octet-stream", lambda: trainer.call(weights_file)
+        ),
     ]
 
 

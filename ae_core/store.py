@@ -3,8 +3,8 @@ elsewhere or a restarted server shows it again and continues it exactly where it
 
 A run is keyed by its settings (`pair_settings`, `study_settings`): the same settings are the same
 run, and its id is a hash of them. A row holds the settings, what the pages list (epochs, scores, when
-trained) and one blob: the trainer's state, weights and Adam moments included, in `torch.save`'s
-format and read back with `weights_only=True` (a store file never runs code). Rows are written in
+trained) and one blob: the trainer's state, weights and Adam moments included, in numpy's npz format
+and read back without pickle (trainer_state.py: a store file never runs code). Rows are written in
 one transaction each, in WAL mode, so a process killed mid-write loses that write only. Past a cap
 (`AE_STORE_MB`, default 500; 0 turns the store off) the least recently used runs go first.
 
@@ -15,7 +15,6 @@ stored: `settings_of` has no settings for them.
 """
 
 import hashlib
-import io
 import json
 import os
 import sqlite3
@@ -26,7 +25,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data
+from . import data, trainer_state
 from .architecture import SEED_ARCHITECTURE, Architecture
 from .experiment import Experiment
 from .progress import DIVERGED
@@ -111,9 +110,10 @@ def settings_of(job: Job) -> dict | None:
     )
 
 
-def job_from(settings: dict) -> Job:
+def job_from(settings: dict, in_child_process: bool = False) -> Job:
     """An untrained job with these settings (data.DataUnavailable where its source is not downloaded)."""
     common = {
+        "in_child_process": in_child_process,
         "alpha": settings["alpha"],
         "lr": settings["lr"],
         "seed": settings["seed"],
@@ -291,13 +291,9 @@ class RunStore:
             raise NotKept("only runs that learned something and did not diverge are stored")
         if not self.on:
             return None
-        weights = job.trainer.engine.params
-        self._check_fits(3 * weights.numel() * weights.element_size())  # before writing 0.7 GB for nothing
-        import torch  # here, not above: a page that lists or looks up runs need not import it
-
-        buffer = io.BytesIO()
-        torch.save(job.trainer.saved_state(), buffer)
-        state = buffer.getvalue()
+        float32_bytes = 4  # weights and both Adam moments, checked before writing 0.7 GB for nothing
+        self._check_fits(3 * job.trainer.k * job.trainer.architecture.parameters * float32_bytes)
+        state = trainer_state.encode(job.trainer.saved_state())
         self._check_fits(len(state))
         now = time.time()
         scores = _scores(results if results is not None else job.results())
@@ -376,9 +372,10 @@ class RunStore:
         )
         return [_row(values) for values in rows or []]
 
-    def load(self, run: StoredRun) -> Job | None:
-        """`run`'s job with everything it had learned, ready to train on; None where it is gone. Loading
-        counts as a use for the cap. Raises data.DataUnavailable where its source is not downloaded."""
+    def load(self, run: StoredRun, in_child_process: bool = False) -> Job | None:
+        """`run`'s job with everything it had learned, ready to train on (`in_child_process`: as
+        `Experiment` takes it); None where it is gone. Loading counts as a use for the cap. Raises
+        data.DataUnavailable where its source is not downloaded."""
 
         def read(connection):
             found = connection.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
@@ -389,10 +386,8 @@ class RunStore:
         found = self._use(read, write=True)
         if found is None:
             return None
-        import torch  # as in `put`
-
-        job = job_from(run.settings)
-        job.trainer.load_saved_state(torch.load(io.BytesIO(found[0]), weights_only=True))
+        job = job_from(run.settings, in_child_process)
+        job.trainer.load_saved_state(trainer_state.decode(found[0]))
         return job
 
     def delete(self, run: StoredRun) -> bool:

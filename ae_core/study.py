@@ -15,7 +15,7 @@ import numpy as np
 
 from . import data
 from .architecture import SEED_ARCHITECTURE, Architecture
-from .experiment import PairResult, pair_result
+from .experiment import PairResult, new_trainer, pair_result
 from .mixing import SEED_ALPHA, check_alpha, mix
 from .settings import SEED_LR
 
@@ -43,7 +43,8 @@ def pick_pairs(source: str, pairs: int, seed: int) -> list[tuple[int, int]]:
 
 
 class Study:
-    """K pairs and the batch trainer of their mixes; `train` may be called again to continue."""
+    """K pairs and the batch trainer of their mixes; `train` may be called again to continue
+    (`in_child_process`: as in experiment.py)."""
 
     def __init__(
         self,
@@ -55,15 +56,20 @@ class Study:
         device: torch.device | str | None = None,
         engine: str = "fast",
         architecture: Architecture = SEED_ARCHITECTURE,
+        in_child_process: bool = False,
     ) -> None:
         self.source, self.alpha, self.seed = source, check_alpha(alpha), seed
         self.indices = pick_pairs(source, pairs, seed)
         self.samples = [data.load_pair(source, i, j) for i, j in self.indices]
         self.mixed = np.stack([mix(m.image, c.image, self.alpha) for m, c in self.samples])
-        from .training import BatchTrainer  # here, as in experiment.py
-
-        self.trainer = BatchTrainer(
-            self.mixed, lr=lr, seed=seed, device=device, engine=engine, architecture=architecture
+        self.trainer = new_trainer(
+            self.mixed,
+            lr=lr,
+            seed=seed,
+            device=device,
+            engine=engine,
+            architecture=architecture,
+            in_child_process=in_child_process,
         )
 
     def train(self, epochs: int, **callbacks) -> str:

@@ -83,14 +83,18 @@ class Sweep:
         seed: int = 0,
         engine: str = "fast",
         architecture: Architecture = SEED_ARCHITECTURE,
+        in_child_process: bool = False,
     ) -> None:
         self.over, self.values = over, check_values(over, values)
         self.epochs, self.lr, self.architecture = check_epochs(epochs), check_lr(lr), architecture
         self.study_settings = {"source": source, "pairs": pairs, "alpha": alpha, "seed": seed, "engine": engine}
+        self.in_child_process = in_child_process  # as Study takes it
         self.points: list[SweepPoint] = []
         self.study: Study | None = None  # the one being trained for the next point
         if over == "epochs":
-            self.study = Study(**self.study_settings, lr=self.lr, architecture=architecture)
+            self.study = Study(
+                **self.study_settings, lr=self.lr, architecture=architecture, in_child_process=in_child_process
+            )
 
     @property
     def done(self) -> bool:
@@ -100,7 +104,6 @@ class Sweep:
         self,
         on_progress: Callable[[int, Progress], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
-        in_child_process: bool = False,
     ) -> str:
         """Train and score the values not done yet; returns FINISHED, or STOPPED with the points so far.
         `on_progress(index, progress)` reports on the value `values[index]`."""
@@ -113,11 +116,11 @@ class Sweep:
                 architecture = self.architecture
                 if self.over == "latent":
                     architecture = Architecture(value, self.architecture.width)
-                self.study = Study(**self.study_settings, lr=lr, architecture=architecture)
+                self.study = Study(
+                    **self.study_settings, lr=lr, architecture=architecture, in_child_process=self.in_child_process
+                )
             report = None if on_progress is None else partial(on_progress, index)
-            status = self.study.train(
-                epochs, on_progress=report, should_stop=should_stop, in_child_process=in_child_process
-            )
+            status = self.study.train(epochs, on_progress=report, should_stop=should_stop)
             if status == STOPPED:
                 return STOPPED
             self.points.append(_score(self.study, value, epochs, lr))

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import torch
+import numpy as np
 
 MAX_FRAMES = 64
 WATCHED = 4  # the models of a study whose outputs are kept and shown; a single run has one
@@ -31,7 +29,7 @@ def next_frame_epoch(epoch: int) -> int:
 @dataclass(frozen=True)
 class Frame:
     epoch: int  # steps done when it was taken
-    outputs: torch.Tensor  # (watched models, 3, 32, 32) on the CPU, unclamped
+    outputs: np.ndarray  # (watched models, 3, 32, 32), unclamped
 
 
 @dataclass

@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
-from . import worker
+from . import trainer_state
 from .architecture import IMAGE_SHAPE, SEED_ARCHITECTURE, Architecture
 from .engine import StackedAutoencoders, missing_private_ops
 from .grouped_stack import GroupedStack
@@ -148,19 +149,14 @@ class BatchTrainer:
         on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         report_every_s: float = 0.2,
-        in_child_process: bool = False,
     ) -> str:
         """Train until `epochs` epochs are done in total; returns the status.
 
         `on_progress` is called after the first step, then at most every `report_every_s` seconds, and
-        once at the end;
-        `should_stop` is polled between steps. `in_child_process` runs the steps in a child process
-        (on a CPU; see worker.py) with the same results, for a server that hosts several trainings.
+        once at the end; `should_stop` is polled between steps.
         """
         check_epochs(epochs)
         with self._engine_lock:
-            if in_child_process and self.engine.device.type == "cpu":
-                return worker.train_in_child(self, epochs, on_progress, should_stop, report_every_s)
             return self._train(epochs, on_progress, should_stop, report_every_s)
 
     def _train(self, epochs, on_progress, should_stop, report_every_s) -> str:
@@ -260,8 +256,8 @@ class BatchTrainer:
         for model, weights in self._kept_weights.items():
             self.engine.params[model].copy_(weights)
 
-    def _watched_outputs(self) -> torch.Tensor:
-        return self.engine.reconstruct(self.targets, first=WATCHED).cpu()
+    def _watched_outputs(self) -> np.ndarray:
+        return self.engine.reconstruct(self.targets, first=WATCHED).cpu().numpy()
 
     def _take_frame(self) -> None:
         """A frame of the outputs now, at `epochs_done`; where every model diverged, the frames taken
@@ -281,74 +277,56 @@ class BatchTrainer:
         outputs = newest.outputs if newest and newest.epoch == self.epochs_done else self._watched_outputs()
         on_progress(Progress(self.epochs_done, target_epochs, loss, rate, outputs))
 
-    # -- training elsewhere (worker.py trains a copy in a child process) ------------------------------
-    def snapshot(self) -> dict:
-        """Everything but the engine's tensors (`engine.state_tensors()`): what `restore` puts back."""
-        return {
-            "epochs_done": self.epochs_done,
-            "diverged": dict(self.diverged),
-            "steps_done": int(self.engine.steps_done),
-            "status": self.status,
-            "message": self.message,
-            "train_seconds": self.train_seconds,
-            "kept_weights": dict(self._kept_weights),
-            "timeline": self.timeline.copy(),
-        }
-
-    def merge(self, new_losses: torch.Tensor, diverged: dict[int, int], new_frames: list[Frame]) -> None:
-        """Add the (epochs, K) losses of epochs trained by a copy of this trainer, its `diverged` and
-        the timeline frames it took meanwhile."""
-        self.losses = torch.cat([self.losses, torch.as_tensor(new_losses)])
-        self.diverged = dict(diverged)
-        self._mask_diverged()
-        for frame in new_frames:
-            self.timeline.add(frame)
-
-    def restore(self, snapshot: dict) -> None:
-        """Take a `snapshot()`: the copy's when it is done (its tensors copied into the engine), or this
-        trainer's own from before a call that failed, which drops what that call merged."""
-        self.losses = self.losses[: snapshot["epochs_done"]]  # shorter where every model diverged
-        self.diverged = dict(snapshot["diverged"])
-        self._mask_diverged()
-        self.engine.steps_done.fill_(snapshot["steps_done"])
-        self.status, self.message = snapshot["status"], snapshot["message"]
-        self.train_seconds, self._kept_weights = snapshot["train_seconds"], dict(snapshot["kept_weights"])
-        self.timeline = snapshot["timeline"].copy()
-
-    # -- kept elsewhere (store.py writes it to disk) ----------------------------------------------------
+    # -- kept elsewhere (store.py writes it to disk, worker.py sends it to a child process) -----------
     def saved_state(self) -> dict:
-        """Everything this trainer learned as plain tensors, numbers and strings (what `torch.load`
-        reads with `weights_only=True`): `load_saved_state` on a trainer of the same settings puts it
-        back, and training then goes on exactly as it would have here."""
+        """Everything this trainer learned, as numpy arrays, numbers and strings, so that a process
+        without torch can hold it and numpy's `savez` can write it: `load_saved_state` on a trainer of
+        the same settings puts it back, and training then goes on exactly as it would have here."""
         with self._engine_lock:
-            snapshot = self.snapshot()
-            params, exp_avg, exp_avg_sq = (tensor.cpu().clone() for tensor in self.engine.state_tensors())
-            frames = snapshot.pop("timeline").frames
+            params, exp_avg, exp_avg_sq = (tensor.cpu().numpy().copy() for tensor in self.engine.state_tensors())
+            kept = sorted(self._kept_weights)
+            frames = self.timeline.frames
             return {
-                **snapshot,
-                "losses": self.losses.clone(),
                 "params": params,
                 "exp_avg": exp_avg,
                 "exp_avg_sq": exp_avg_sq,
-                "frame_epochs": [frame.epoch for frame in frames],
-                "frame_outputs": [frame.outputs for frame in frames],
+                "steps_done": int(self.engine.steps_done),
+                "losses": self.losses.numpy().copy(),  # (epochs, K)
+                "diverged_models": np.array(list(self.diverged), dtype=np.int64),
+                "diverged_epochs": np.array(list(self.diverged.values()), dtype=np.int64),
+                "kept_models": np.array(kept, dtype=np.int64),  # their weights from before they diverged
+                "kept_weights": np.stack([self._kept_weights[m].cpu().numpy() for m in kept])
+                if kept
+                else np.empty((0, params.shape[1]), np.float32),
+                "frame_epochs": np.array([frame.epoch for frame in frames], dtype=np.int64),
+                "frame_outputs": np.stack([frame.outputs for frame in frames])
+                if frames
+                else np.empty((0, min(self.k, WATCHED), *IMAGE_SHAPE), np.float32),
+                "status": self.status,
+                "message": self.message,
+                "train_seconds": self.train_seconds,
             }
 
     def load_saved_state(self, state: dict) -> None:
         with self._engine_lock:
             buffers = self.engine.state_tensors()
-            saved = (state["params"], state["exp_avg"], state["exp_avg_sq"])
-            if [tuple(b.shape) for b in buffers] != [tuple(s.shape) for s in saved]:
-                raise ValueError(
-                    f"a saved state of {tuple(saved[0].shape)} weights does not fit this trainer's "
-                    f"{tuple(buffers[0].shape)}"
-                )
-            for buffer, values in zip(buffers, saved):
-                buffer.copy_(values)
-            self.losses = state["losses"].clone()
-            frames = [Frame(epoch, outputs) for epoch, outputs in zip(state["frame_epochs"], state["frame_outputs"])]
-            snapshot_keys = set(self.snapshot()) - {"timeline"}
-            self.restore({**{key: state[key] for key in snapshot_keys}, "timeline": Timeline(frames)})
+            trainer_state.check_fits(state, tuple(buffers[0].shape))
+            for buffer, name in zip(buffers, ("params", "exp_avg", "exp_avg_sq")):
+                buffer.copy_(torch.from_numpy(np.array(state[name], np.float32)))
+            self.engine.steps_done.fill_(int(state["steps_done"]))
+            self.losses = torch.from_numpy(np.array(state["losses"], np.float32))  # a copy: arrays may be read-only
+            self.diverged = trainer_state.diverged(state)
+            self._kept_weights = {
+                model: torch.from_numpy(np.array(weights))
+                for model, weights in zip(state["kept_models"].tolist(), state["kept_weights"])
+            }
+            self.timeline = trainer_state.timeline(state)
+            self.status, self.message = str(state["status"]), str(state["message"])
+            self.train_seconds = float(state["train_seconds"])
+
+    def call(self, function: Callable, *args):
+        """`function(self, *args)`: what a `worker.RemoteTrainer` runs in a child process, run here."""
+        return function(self, *args)
 
     def wait_until_idle(self, timeout_s: float = 30) -> None:
         """Return once no call of `train()` (or a read of the weights) is under way, or after `timeout_s`."""
@@ -359,6 +337,20 @@ class BatchTrainer:
         """Each network's output for its training image, (K, 3, 32, 32) on the CPU, unclamped."""
         with self._engine_lock, one_cpu_thread():
             return self.engine.reconstruct(self.targets).cpu()
+
+    # -- the first model, the only one of a single pair's run ----------------------------------------
+    @property
+    def loss_history(self) -> list[float]:
+        return self.losses[:, 0].tolist()
+
+    def reconstruction(self) -> torch.Tensor:
+        """The first network's output for its training image, (3, 32, 32) on the CPU, unclamped."""
+        return self.reconstructions()[0]
+
+    def state_dict(self):
+        """The first network's weights, as `Autoencoder.state_dict()` has them."""
+        with self._engine_lock:
+            return self.engine.state_dict(0)
 
 
 class Trainer(BatchTrainer):
@@ -377,15 +369,3 @@ class Trainer(BatchTrainer):
         if tuple(target.shape) != IMAGE_SHAPE:
             raise ValueError(f"target must have shape {IMAGE_SHAPE}, got {tuple(target.shape)}")
         super().__init__(target.unsqueeze(0), lr, seed, device, engine, architecture)
-
-    @property
-    def loss_history(self) -> list[float]:
-        return self.losses[:, 0].tolist()
-
-    def reconstruction(self) -> torch.Tensor:
-        """The network's output for the training image, (3, 32, 32) on the CPU, unclamped."""
-        return self.reconstructions()[0]
-
-    def state_dict(self):
-        with self._engine_lock:
-            return self.engine.state_dict(0)

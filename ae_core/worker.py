@@ -5,10 +5,14 @@ web server's own process, eight trainings keep that lock busy and a page load wa
 them; their allocations also stay in the server's heap after they end. A child process has an
 interpreter of its own, runs at a lower priority, and gives all its memory back when it exits.
 
-The trainer goes over a pipe by value (containers often have a small /dev/shm, so no shared memory):
-the trainer pickled without its big tensors, then the weights and Adam moments buffer to buffer.
-Losses come back as they are flushed; the final state comes back when the child stops, also when
-the caller is interrupted (a Streamlit Stop raises out of `on_progress`), so nothing learned is lost.
+The server holds each trainer as a `RemoteTrainer`: a `BatchTrainer`'s state as numpy arrays
+(trainer_state.py), every computation on it run in a child process on a `BatchTrainer` built from that
+state: training, the networks' outputs, the weights file. So the server never imports torch: only the
+fork server that children start from does, and one process holding torch costs 500 MB with PyPI's
+default wheel (docs/performance.md, server memory). The state crosses a pipe by value (containers
+often have a small /dev/shm, so no shared memory); losses and timeline frames come back as they are
+flushed, and the new state when the child stops, also when the caller is interrupted (a Streamlit
+Stop raises out of `on_progress`), so nothing learned is lost.
 """
 
 import multiprocessing
@@ -19,7 +23,16 @@ import threading
 import types
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from multiprocessing import forkserver
+
+import numpy as np
+
+from . import trainer_state
+from .architecture import IMAGE_SHAPE, SEED_ARCHITECTURE, Architecture
+from .progress import DIVERGED
+from .settings import SEED_LR, check_epochs, check_lr, engine_for
+from .timeline import Timeline
 
 POLL_S = 0.05
 _STOP = b"stop"
@@ -69,54 +82,21 @@ def warm_up() -> None:
 
 
 def _send(pipe, message) -> None:
-    # Plain pickle: torch's multiprocessing reductions would move every tensor into shared memory.
-    pipe.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+    """Pickled with its arrays' bytes sent as they are (protocol 5's out-of-band buffers), not copied
+    into the pickle first: a study's state is hundreds of MB. Plain pickle: torch's multiprocessing
+    reductions would move tensors into shared memory (none should cross, but none will go there)."""
+    buffers: list[pickle.PickleBuffer] = []
+    header = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
+    pipe.send_bytes(len(buffers).to_bytes(4, "little") + header)
+    for buffer in buffers:
+        pipe.send_bytes(buffer.raw())
 
 
 def _receive(pipe):
-    return pickle.loads(pipe.recv_bytes())
-
-
-def _raw(tensor) -> memoryview:
-    """A CPU tensor's bytes, to send or to receive into. (This module imports no torch: the server
-    that calls it need not, until a training's results come back.)"""
-    return memoryview(tensor.numpy()).cast("B")
-
-
-def train_in_child(
-    trainer, epochs: int, on_progress: Callable | None, should_stop: Callable[[], bool] | None, report_every_s: float
-) -> str:
-    """`trainer.train(...)` run on a copy of `trainer` in a child process; `trainer` ends as if it had
-    run here. Only the trainer's public face crosses: `snapshot()`, `merge()`, `restore()`, its losses
-    and `engine.state_tensors()`."""
-    context = _context()
-    pipe, child_end = context.Pipe()
-    child = context.Process(target=_child_main, args=(child_end,), name="ae_core training", daemon=True)
-    with _without_main_module():
-        child.start()
-    child_end.close()
-    before = trainer.snapshot()
-    try:
-        with _child_failures(child):
-            _send(pipe, (trainer, epochs, report_every_s))
-            for tensor in trainer.engine.state_tensors():
-                pipe.send_bytes(_raw(tensor))
-        return _follow(trainer, pipe, child, on_progress, should_stop)
-    except TrainingFailed:
-        trainer.restore(before)
-        raise
-    except BaseException:
-        with suppress(TrainingFailed):
-            with _child_failures(child):
-                pipe.send_bytes(_STOP)
-            _follow(trainer, pipe, child, None, None)
-        raise
-    finally:
-        pipe.close()
-        child.join(timeout=10)
-        if child.is_alive():
-            child.kill()
-            child.join()
+    """A `_send`'s message; its arrays are read-only, over the bytes received."""
+    message = pipe.recv_bytes()
+    count = int.from_bytes(message[:4], "little")
+    return pickle.loads(memoryview(message)[4:], buffers=[pipe.recv_bytes() for _ in range(count)])
 
 
 @contextmanager
@@ -132,51 +112,221 @@ def _child_failures(child):
         ) from error
 
 
-def _follow(trainer, pipe, child, on_progress, should_stop) -> str:
-    """Merge what the child reports until it is done; returns its status."""
-    stop_sent = False
-    with _child_failures(child):
-        while True:
-            if should_stop is not None and not stop_sent and should_stop():
-                pipe.send_bytes(_STOP)
-                stop_sent = True
-            if not pipe.poll(POLL_S):
-                if not child.is_alive() and not pipe.poll():
-                    raise EOFError
-                continue
-            kind, rows, diverged, frames, payload = _receive(pipe)
-            trainer.merge(rows, diverged, frames)
-            if kind == "progress":
-                if on_progress is not None:
-                    on_progress(payload)
-                continue
-            for tensor in trainer.engine.state_tensors():
-                pipe.recv_bytes_into(_raw(tensor))
-            trainer.restore(payload)
-            return trainer.status
+@dataclass(frozen=True)
+class EngineInChild:
+    """What trained a `RemoteTrainer` in its last child, as a `BatchTrainer`'s engine would say."""
+
+    name: str
+    device: str
+    note: str = ""  # BatchTrainer.engine_note: why another engine ran than the one asked for
+
+
+class RemoteTrainer:
+    """A `BatchTrainer` for a server without torch: the same settings, public fields and calls, its
+    state held here as numpy arrays and every computation on it run in a child process."""
+
+    def __init__(
+        self,
+        targets: np.ndarray,
+        lr: float = SEED_LR,
+        seed: int = 0,
+        engine: str = "fast",
+        architecture: Architecture = SEED_ARCHITECTURE,
+    ) -> None:
+        targets = np.asarray(targets, dtype=np.float32)
+        if targets.ndim != 4 or tuple(targets.shape[1:]) != IMAGE_SHAPE or len(targets) == 0:
+            raise ValueError(
+                f"targets must have shape (K, {', '.join(map(str, IMAGE_SHAPE))}), got {tuple(targets.shape)}"
+            )
+        self.targets = targets
+        self.lr, self.seed, self.architecture = check_lr(lr), seed, architecture
+        self.engine_asked = engine_for(engine, architecture)
+        self.engine = EngineInChild(self.engine_asked, "cpu")  # until a child says what ran
+        self._state: dict | None = None  # the child's `saved_state()` after its last training
+        self._reconstructions: np.ndarray | None = None  # each network's output for its image, when known
+        self._show(None)
+        self._lock = threading.Lock()  # held by each call to a child, as BatchTrainer holds its engine
+
+    def _show(self, state: dict | None) -> None:
+        """The fields pages read, from `state` (None: untrained). A training adds to them as the child
+        reports; a training that fails goes back to its state from before."""
+        if state is None:
+            self.losses = np.empty((0, self.k), np.float32)
+            self.diverged, self.timeline = {}, Timeline()
+            self.status, self.message, self.train_seconds = "", "", 0.0
+        else:
+            self.losses, self.diverged = state["losses"], trainer_state.diverged(state)
+            self.timeline = trainer_state.timeline(state)
+            self.status, self.message = str(state["status"]), str(state["message"])
+            self.train_seconds = float(state["train_seconds"])
+
+    @property
+    def k(self) -> int:
+        return len(self.targets)
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.losses)
+
+    @property
+    def engine_note(self) -> str:
+        return self.engine.note
+
+    @property
+    def loss_history(self) -> list[float]:
+        return self.losses[:, 0].tolist()
+
+    def train(
+        self,
+        epochs: int,
+        on_progress: Callable | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        report_every_s: float = 0.2,
+    ) -> str:
+        """`BatchTrainer.train`, in a child process."""
+        check_epochs(epochs)
+        with self._lock:
+            if self.status != DIVERGED:
+                self._in_child(("train", epochs, report_every_s), on_progress, should_stop)
+            return self.status
+
+    def call(self, function: Callable, *args):
+        """`function(trainer, *args)` on this state's `BatchTrainer`, in a child process; `function` is
+        found by its name there, and what it returns is sent back (arrays, not tensors)."""
+        with self._lock:
+            return self._in_child(("call", function, args), None, None)
+
+    def reconstructions(self) -> np.ndarray:
+        """Each network's output for its training image, (K, 3, 32, 32), unclamped."""
+        if self._reconstructions is None:
+            self._reconstructions = self.call(_reconstructions)
+        return self._reconstructions
+
+    def reconstruction(self) -> np.ndarray:
+        return self.reconstructions()[0]
+
+    def saved_state(self) -> dict:
+        with self._lock:
+            state = self._state
+        return dict(state if state is not None else self.call(_saved_state))
+
+    def load_saved_state(self, state: dict) -> None:
+        trainer_state.check_fits(state, (self.k, self.architecture.parameters))
+        with self._lock:
+            self._state, self._reconstructions = dict(state), None
+            self._show(state)
+
+    def wait_until_idle(self, timeout_s: float = 30) -> None:
+        """Return once no call to a child is under way, or after `timeout_s`."""
+        if self._lock.acquire(timeout=timeout_s):
+            self._lock.release()
+
+    # -- the child ------------------------------------------------------------------------------------
+    def _in_child(self, command: tuple, on_progress, should_stop):
+        context = _context()
+        pipe, child_end = context.Pipe()
+        child = context.Process(target=_child_main, args=(child_end,), name="ae_core training", daemon=True)
+        with _without_main_module():
+            child.start()
+        child_end.close()
+        settings = (self.targets, self.lr, self.seed, self.engine_asked, self.architecture)
+        try:
+            with _child_failures(child):
+                _send(pipe, (settings, self._state, command))
+            return self._follow(pipe, child, on_progress, should_stop)
+        except TrainingFailed:
+            self._show(self._state)  # what the failed call reported is dropped
+            raise
+        except BaseException:
+            with suppress(TrainingFailed):
+                with _child_failures(child):
+                    pipe.send_bytes(_STOP)
+                self._follow(pipe, child, None, None)
+            raise
+        finally:
+            pipe.close()
+            child.join(timeout=10)
+            if child.is_alive():
+                child.kill()
+                child.join()
+
+    def _follow(self, pipe, child, on_progress, should_stop):
+        """Take what the child reports until it is done; returns what it sends last."""
+        stop_sent = False
+        with _child_failures(child):
+            while True:
+                if should_stop is not None and not stop_sent and should_stop():
+                    pipe.send_bytes(_STOP)
+                    stop_sent = True
+                if not pipe.poll(POLL_S):
+                    if not child.is_alive() and not pipe.poll():
+                        raise EOFError
+                    continue
+                kind, *payload = _receive(pipe)
+                if kind == "failed":
+                    raise TrainingFailed(f"Training failed ({payload[0]}); the results from before this run are kept.")
+                if kind == "progress":
+                    rows, diverged, frames, progress = payload
+                    self._add(rows, diverged, frames)
+                    if on_progress is not None:
+                        on_progress(progress)
+                    continue
+                state, reconstructions, self.engine, result = payload
+                if state is not None:
+                    self._state, self._reconstructions = state, reconstructions
+                    self._show(state)
+                return result
+
+    def _add(self, rows: np.ndarray, diverged: dict[int, int], frames: list) -> None:
+        self.losses = np.concatenate([self.losses, rows])
+        self.diverged = dict(diverged)
+        for model, epoch in self.diverged.items():
+            self.losses[epoch:, model] = np.nan  # a model's epochs after the ones whose weights it keeps
+        for frame in frames:
+            self.timeline.add(frame)
+
+
+def _reconstructions(trainer) -> np.ndarray:
+    return trainer.reconstructions().numpy()
+
+
+def _saved_state(trainer) -> dict:
+    return trainer.saved_state()
 
 
 def _child_main(pipe) -> None:
     if hasattr(os, "nice"):
         os.nice(19)  # the server and its clients come first; training takes whatever CPU is left
-    trainer, epochs, report_every_s = _receive(pipe)
-    for tensor in trainer.engine.state_tensors():
-        pipe.recv_bytes_into(_raw(tensor))
+    try:
+        (targets, lr, seed, engine, architecture), state, command = _receive(pipe)
+        from .training import BatchTrainer  # the fork server has imported it
+
+        trainer = BatchTrainer(np.array(targets), lr, seed, engine=engine, architecture=architecture)
+        if state is not None:
+            trainer.load_saved_state(state)
+        if command[0] == "train":
+            _train(trainer, pipe, *command[1:])
+            state, reconstructions, result = trainer.saved_state(), _reconstructions(trainer), trainer.status
+        else:
+            function, args = command[1:]
+            state, reconstructions, result = None, None, function(trainer, *args)
+        engine_used = EngineInChild(trainer.engine.name, str(trainer.engine.device), trainer.engine_note)
+        _send(pipe, ("done", state, reconstructions, engine_used, result))
+    except Exception as error:
+        with suppress(OSError):
+            _send(pipe, ("failed", f"{type(error).__name__}: {error}"))
+
+
+def _train(trainer, pipe, epochs: int, report_every_s: float) -> None:
+    """`trainer.train`, reporting the losses and timeline frames not yet sent with each progress."""
     sent = trainer.epochs_done
     frames_sent = trainer.timeline.epochs[-1] if trainer.timeline.frames else -1
 
-    def news() -> tuple:
-        """The losses and timeline frames not yet sent, and the diverged models."""
+    def report(progress) -> None:
         nonlocal sent, frames_sent
         rows, sent = trainer.losses[sent:].numpy(), trainer.epochs_done
         frames = trainer.timeline.since(frames_sent)
         frames_sent = max([frames_sent, *(frame.epoch for frame in frames)])
-        return rows, trainer.diverged, frames
-
-    def report(progress) -> None:
-        _send(pipe, ("progress", *news(), progress))
+        _send(pipe, ("progress", rows, dict(trainer.diverged), frames, progress))
 
     trainer.train(epochs, on_progress=report, should_stop=pipe.poll, report_every_s=report_every_s)
-    _send(pipe, ("done", *news(), trainer.snapshot()))
-    for tensor in trainer.engine.state_tensors():
-        pipe.send_bytes(_raw(tensor))

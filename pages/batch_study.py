@@ -168,7 +168,14 @@ if settings_key is not None and (run is None or run.key != settings_key):
 
 
 def new_study() -> Study:
-    return Study(source, int(chosen["pairs"]), alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]))
+    return Study(
+        source,
+        int(chosen["pairs"]),
+        alpha=chosen["alpha"],
+        lr=chosen["lr"],
+        seed=int(chosen["seed"]),
+        in_child_process=True,
+    )
 
 
 if run_clicked and settings_key is not None:

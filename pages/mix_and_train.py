@@ -345,7 +345,13 @@ if ready:
 
 def new_experiment() -> Experiment:
     return Experiment(
-        mnist, cifar, alpha=chosen["alpha"], lr=chosen["lr"], seed=int(chosen["seed"]), architecture=architecture
+        mnist,
+        cifar,
+        alpha=chosen["alpha"],
+        lr=chosen["lr"],
+        seed=int(chosen["seed"]),
+        architecture=architecture,
+        in_child_process=True,
     )
 
 

@@ -74,7 +74,7 @@ def table_rows(stored: list[StoredRun]) -> list[dict]:
 @st.cache_resource(show_spinner=False, max_entries=2 * MAX_COMPARED)
 def loaded(run: StoredRun):
     """A stored run's job, read once for each time it was trained (`trained_at` is part of the key)."""
-    return runs.load(run)
+    return runs.load(run, in_child_process=True)
 
 
 def compare(chosen: list[StoredRun]) -> None:

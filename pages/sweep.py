@@ -90,6 +90,7 @@ def new_sweep() -> Sweep:
         lr=float(chosen["lr"]),
         alpha=float(chosen["alpha"]),
         seed=int(chosen["seed"]),
+        in_child_process=True,
     )
 
 

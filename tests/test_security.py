@@ -23,15 +23,16 @@ SHELLS = {"subprocess", "pty", "commands"}
 RUNNERS = ("os.system", "os.popen", "os.exec", "os.spawn", "os.posix_spawn", "asyncio.create_subprocess")
 CODE_FROM_DATA = {"eval", "exec", "builtins.eval", "builtins.exec", "torch.load", "torch.serialization.load"}
 CATEGORIES = ("raw HTML in the page", "a shell or subprocess", "pickle, eval or torch.load")
-# The exceptions, one module in one file: worker.py pickles a trainer between this process and its
-# own child process, over a pipe that nothing else holds; no bytes from a user, a file or the network
-# reach it. store.py reads the run store's blobs with torch.load(weights_only=True), which builds
-# tensors and plain containers and refuses anything else. native.py runs the C compiler on the
+# The exceptions, one module in one file: worker.py pickles a trainer's state between this process
+# and its own child process, over a pipe that nothing else holds; no bytes from a user, a file or the
+# network reach it. trainer_state.py reads run store blobs that an earlier version wrote with
+# torch.load(weights_only=True), which builds tensors and plain containers and refuses anything else
+# (newer blobs are npz files, read by np.load with allow_pickle=False). native.py runs the C compiler on the
 # package's own source with fixed arguments and no shell. Each file's own test below checks how it
 # uses that module; anything else in it counts here.
 ALLOWED = {
     ("pickle, eval or torch.load", "ae_core/worker.py"): "pickle",
-    ("pickle, eval or torch.load", "ae_core/store.py"): "torch",
+    ("pickle, eval or torch.load", "ae_core/trainer_state.py"): "torch",
     ("a shell or subprocess", "ae_core/native.py"): "subprocess",
 }
 
@@ -183,9 +184,11 @@ def test_the_check_sees_each_form_of_what_it_forbids(tmp_path, source, category,
 def test_the_worker_unpickles_only_what_arrives_on_its_own_pipe():
     worker = Module(ROOT / "ae_core" / "worker.py")
     used = {name for _, name in worker.references() if name.startswith("pickle.")}
-    assert used == {"pickle.dumps", "pickle.loads", "pickle.HIGHEST_PROTOCOL"}  # no load, no Unpickler
+    assert used == {"pickle.dumps", "pickle.loads", "pickle.PickleBuffer"}  # no load, no Unpickler
     (loads,) = worker.calls("pickle.loads")
-    assert [ast.unparse(argument) for argument in loads.args] == ["pipe.recv_bytes()"] and not loads.keywords
+    assert [ast.unparse(argument) for argument in loads.args] == ["memoryview(message)[4:]"]
+    assert [ast.unparse(keyword) for keyword in loads.keywords] == ["buffers=[pipe.recv_bytes() for _ in range(count)]"]
+    assert "message = pipe.recv_bytes()" in {ast.unparse(node) for node in ast.walk(worker.tree)}
     # Its pipes are the two ends of one Pipe(): no listening socket, no client that could connect elsewhere.
     connections = [ast.unparse(call) for call in ast.walk(worker.tree) if isinstance(call, ast.Call)]
     assert [call for call in connections if call.split("(")[0].endswith("Pipe")] == ["context.Pipe()"]
@@ -193,11 +196,15 @@ def test_the_worker_unpickles_only_what_arrives_on_its_own_pipe():
     assert not names & {"Listener", "Client", "socket", "connection", "shared_memory"}
 
 
-def test_the_run_store_reads_its_files_with_weights_only():
-    run_store = Module(ROOT / "ae_core" / "store.py")
-    loads = run_store.calls("torch.load")
+def test_the_run_store_reads_its_files_without_pickle_or_with_weights_only():
+    state_format = Module(ROOT / "ae_core" / "trainer_state.py")
+    loads = state_format.calls("torch.load")
     assert loads and all([ast.unparse(keyword) for keyword in load.keywords] == ["weights_only=True"] for load in loads)
-    assert not {name for _, name in run_store.references() if name.split(".")[0] in DESERIALIZERS}
+    numpy_loads = state_format.calls("np.load") + state_format.calls("numpy.load")
+    assert numpy_loads and all("allow_pickle=False" in map(ast.unparse, load.keywords) for load in numpy_loads)
+    assert not {name for _, name in state_format.references() if name.split(".")[0] in DESERIALIZERS}
+    run_store = Module(ROOT / "ae_core" / "store.py")
+    assert not {name for _, name in run_store.references() if name.split(".")[0] in DESERIALIZERS | {"torch"}}
 
 
 def test_the_kernel_build_runs_only_the_compiler_with_fixed_arguments_and_no_shell():

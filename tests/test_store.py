@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -40,19 +41,54 @@ def test_a_stored_run_comes_back_whole_and_trains_on_bit_for_bit(runs):
     assert stored.scores["cifar_ssim"] == result.quality["cifar"].ssim
 
     loaded = runs.load(runs.find(stored.settings))
-    before, after = stopped.trainer.saved_state(), loaded.trainer.saved_state()
-    assert before.keys() == after.keys()
-    for key, value in before.items():
-        if isinstance(value, torch.Tensor):
-            assert torch.equal(value, after[key]), key
-        elif key == "frame_outputs":
-            assert all(torch.equal(a, b) for a, b in zip(value, after[key]))
-        else:
-            assert value == after[key], key
+    assert_same_state(stopped.trainer.saved_state(), loaded.trainer.saved_state())
     loaded.train(200)
     uninterrupted.train(200)
     assert torch.equal(loaded.trainer.losses, uninterrupted.trainer.losses)
     assert torch.equal(loaded.trainer.engine.params, uninterrupted.trainer.engine.params)
+
+
+def assert_same_state(before: dict, after: dict) -> None:
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        assert np.array_equal(value, after[key]), key
+
+
+def test_a_run_the_app_stored_comes_back_to_a_trainer_in_a_child_process_and_trains_on_alike(runs):
+    uninterrupted = trained_pair()
+    stopped = Experiment(*load_pair("sample", 3, 0), in_child_process=True)
+    stopped.train(30)
+    loaded = runs.load(runs.put(stopped, target_epochs=100), in_child_process=True)
+    assert_same_state(stopped.trainer.saved_state(), loaded.trainer.saved_state())
+    loaded.train(80)
+    uninterrupted.train(80)
+    assert np.array_equal(loaded.trainer.losses, uninterrupted.trainer.losses.numpy())
+    assert np.array_equal(loaded.trainer.saved_state()["params"], uninterrupted.trainer.saved_state()["params"])
+
+
+def test_a_run_stored_in_torch_save_format_by_an_earlier_version_still_loads(runs):
+    """The store wrote torch.save's format before the server held trainers as numpy arrays."""
+    experiment = trained_pair()
+    stored = runs.put(experiment, target_epochs=30)
+    state = experiment.trainer.saved_state()
+    as_before = {
+        "epochs_done": len(state["losses"]),
+        "diverged": {},
+        "steps_done": state["steps_done"],
+        "status": state["status"],
+        "message": state["message"],
+        "train_seconds": state["train_seconds"],
+        "kept_weights": {},
+        "losses": torch.from_numpy(state["losses"]),
+        **{name: torch.from_numpy(state[name]) for name in ("params", "exp_avg", "exp_avg_sq")},
+        "frame_epochs": state["frame_epochs"].tolist(),
+        "frame_outputs": [torch.from_numpy(outputs) for outputs in state["frame_outputs"]],
+    }
+    blob = io.BytesIO()
+    torch.save(as_before, blob)
+    with sqlite3.connect(runs.path) as connection:
+        connection.execute("UPDATE runs SET state = ?", (blob.getvalue(),))
+    assert_same_state(state, runs.load(stored).trainer.saved_state())
 
 
 def test_a_row_written_before_network_sizes_were_settings_opens_as_the_seeds_network(runs):

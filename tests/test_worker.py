@@ -5,54 +5,59 @@ import math
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
 import torch
 from conftest import ROOT
 
-from ae_core import worker
+from ae_core import probe, worker
 from ae_core.progress import DIVERGED, FINISHED, STOPPED
 from ae_core.training import BatchTrainer, Trainer
-from ae_core.worker import TrainingFailed
+from ae_core.worker import RemoteTrainer, TrainingFailed
 
 
-def assert_same_state(a: BatchTrainer, b: BatchTrainer) -> None:
-    assert a.epochs_done == b.epochs_done
-    assert int(a.engine.steps_done) == int(b.engine.steps_done)
-    for ours, theirs in zip(
-        [a.losses, a.reconstructions(), *a.engine.state_tensors()],
-        [b.losses, b.reconstructions(), *b.engine.state_tensors()],
-    ):
-        assert torch.allclose(ours, theirs, rtol=0, atol=0, equal_nan=True)  # equal; a diverged model has NaNs
+def remote(targets: torch.Tensor, **settings) -> RemoteTrainer:
+    return RemoteTrainer(targets.numpy() if targets.dim() == 4 else targets[None].numpy(), **settings)
+
+
+def assert_same_state(here: BatchTrainer, there: RemoteTrainer) -> None:
+    """Everything learned equal, bit for bit (a diverged model's NaNs included); not the seconds it took
+    nor how the call ended (a stopped run against one trained to where it stopped)."""
+    ours, theirs = here.saved_state(), there.saved_state()
+    assert ours.keys() == theirs.keys()
+    for key in ours.keys() - {"train_seconds", "status"}:
+        assert np.array_equal(ours[key], theirs[key], equal_nan=isinstance(ours[key], np.ndarray)), key
+    assert np.array_equal(here.reconstructions().numpy(), there.reconstructions(), equal_nan=True)
+    assert (here.epochs_done, here.message, here.diverged) == (there.epochs_done, there.message, there.diverged)
+    assert np.array_equal(here.losses.numpy(), there.losses, equal_nan=True)
+    assert here.timeline.epochs == there.timeline.epochs
 
 
 def test_a_child_process_learns_exactly_what_this_process_learns_and_continues_alike(target):
-    here, there = Trainer(target, device="cpu"), Trainer(target, device="cpu")
+    here, there = Trainer(target, device="cpu"), remote(target)
     reports = []
-    assert here.train(200) == there.train(200, on_progress=reports.append, in_child_process=True) == FINISHED
+    assert here.train(200) == there.train(200, on_progress=reports.append) == FINISHED
     assert reports[-1].epoch == 200 and reports[-1].loss == there.loss_history[-1]
     assert_same_state(here, there)
-    here.train(350), there.train(350, in_child_process=True)
+    here.train(350), there.train(350)
     assert_same_state(here, there)
     assert not multiprocessing.active_children()  # the child is gone once train() returns
 
 
 def test_stopping_a_child_keeps_every_epoch_it_finished(target):
-    trainer = Trainer(target, device="cpu")
+    trainer = remote(target)
     reports = []
     status = trainer.train(
-        100_000,
-        on_progress=reports.append,
-        report_every_s=0.05,
-        in_child_process=True,
-        should_stop=lambda: len(reports) >= 3,
+        100_000, on_progress=reports.append, report_every_s=0.05, should_stop=lambda: len(reports) >= 3
     )
     assert status == STOPPED and 0 < trainer.epochs_done < 100_000
     reference = Trainer(target, device="cpu")
     reference.train(trainer.epochs_done)
-    assert_same_state(trainer, reference)
+    assert_same_state(reference, trainer)
 
 
 class Interrupted(Exception):
@@ -60,47 +65,47 @@ class Interrupted(Exception):
 
 
 def test_an_exception_in_the_callback_still_brings_back_what_the_child_learned(target):
-    trainer = Trainer(target, device="cpu")
+    trainer = remote(target)
 
     def interrupt(progress):
         raise Interrupted
 
     with pytest.raises(Interrupted):
-        trainer.train(100_000, on_progress=interrupt, report_every_s=0.05, in_child_process=True)
+        trainer.train(100_000, on_progress=interrupt, report_every_s=0.05)
     assert 0 < trainer.epochs_done < 100_000
     reference = Trainer(target, device="cpu")
     reference.train(trainer.epochs_done)
-    assert_same_state(trainer, reference)
+    assert_same_state(reference, trainer)
     assert not multiprocessing.active_children()
 
 
 def test_a_child_that_dies_leaves_the_state_from_before_the_call(target):
-    trainer = Trainer(target, device="cpu")
-    trainer.train(50, in_child_process=True)
-    before = [tensor.clone() for tensor in trainer.engine.state_tensors()]
+    trainer = remote(target)
+    trainer.train(50)
+    before = trainer.saved_state()
 
     def kill_the_child(progress):
         for child in multiprocessing.active_children():
             os.kill(child.pid, signal.SIGKILL)
 
     with pytest.raises(TrainingFailed, match="ended unexpectedly"):
-        trainer.train(100_000, on_progress=kill_the_child, report_every_s=0.05, in_child_process=True)
-    assert trainer.epochs_done == 50
-    assert all(torch.equal(now, then) for now, then in zip(trainer.engine.state_tensors(), before))
-    assert trainer.train(80, in_child_process=True) == FINISHED and trainer.epochs_done == 80
+        trainer.train(100_000, on_progress=kill_the_child, report_every_s=0.05)
+    assert trainer.epochs_done == 50 and len(trainer.losses) == 50 and trainer.timeline.epochs[-1] == 50
+    assert all(np.array_equal(now, before[key]) for key, now in trainer.saved_state().items())
+    assert trainer.train(80) == FINISHED and trainer.epochs_done == 80
 
 
 def test_divergence_in_a_child_is_handled_as_here(target):
     targets = torch.stack([target, torch.full_like(target, math.nan), target.flip(2)])  # the middle one diverges
-    here, there = BatchTrainer(targets, device="cpu"), BatchTrainer(targets, device="cpu")
-    here.train(300), there.train(300, report_every_s=0.01, in_child_process=True)
+    here, there = BatchTrainer(targets, device="cpu"), remote(targets)
+    here.train(300), there.train(300, report_every_s=0.01)
     assert there.diverged == here.diverged == {1: 0} and there.message == here.message
     assert there.status == here.status == FINISHED
     assert_same_state(here, there)
-    hopeless = BatchTrainer(targets[[0, 2]], lr=1e30, device="cpu")
-    assert hopeless.train(100, in_child_process=True) == DIVERGED
+    hopeless = remote(targets[[0, 2]], lr=1e30)
+    assert hopeless.train(100) == DIVERGED
     assert len(hopeless.diverged) == 2 and "too large" in hopeless.message
-    assert torch.isfinite(hopeless.reconstructions()).all()
+    assert np.isfinite(hopeless.reconstructions()).all()
 
 
 def test_a_child_started_while_another_session_installs_the_app_as_main_still_trains(target, monkeypatch):
@@ -110,6 +115,34 @@ def test_a_child_started_while_another_session_installs_the_app_as_main_still_tr
     app.__file__ = str(ROOT / "streamlit_app.py")
     monkeypatch.setitem(sys.modules, "__main__", app)
     monkeypatch.setattr(worker, "_without_main_module", contextlib.nullcontext)
-    here, there = Trainer(target, device="cpu"), Trainer(target, device="cpu")
-    assert here.train(30) == there.train(30, in_child_process=True) == FINISHED
+    here, there = Trainer(target, device="cpu"), remote(target)
+    assert here.train(30) == there.train(30) == FINISHED
     assert_same_state(here, there)
+
+
+def test_a_remote_trainers_calls_run_in_a_child_on_its_weights(target):
+    here, there = Trainer(target, device="cpu"), remote(target)
+    here.train(40), there.train(40)
+    inputs = np.stack([target.numpy(), target.flip(1).numpy()])
+    assert np.array_equal(there.call(probe.network_outputs, inputs), probe.network_outputs(here, inputs))
+    with pytest.raises(TrainingFailed, match="Training failed .RuntimeError"):  # a fault there, in words
+        there.call(probe.network_outputs, inputs, 5)
+    assert there.epochs_done == 40
+
+
+def test_the_server_side_of_training_in_a_child_imports_no_torch(tmp_path):
+    """What the app's server runs: a RemoteTrainer trained, continued, its results read. Only the
+    training process server and its children hold torch."""
+    script = (
+        "import sys\n"
+        "from ae_core import data\n"
+        "from ae_core.experiment import Experiment\n"
+        "experiment = Experiment(*data.load_pair('sample', 3, 0), in_child_process=True)\n"
+        "assert experiment.train(20) == 'finished' and experiment.train(30) == 'finished'\n"
+        "assert experiment.result().quality['mixed'].psnr > 0\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "False", done.stderr
