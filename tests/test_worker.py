@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import types
 
 import numpy as np
@@ -37,6 +38,14 @@ def assert_same_state(here: BatchTrainer, there: RemoteTrainer) -> None:
     assert here.timeline.epochs == there.timeline.epochs
 
 
+def assert_children_end() -> None:
+    """The children end by themselves once they have sent everything (train() does not wait for it)."""
+    deadline = time.monotonic() + 5
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not multiprocessing.active_children()
+
+
 def test_a_child_process_learns_exactly_what_this_process_learns_and_continues_alike(target):
     here, there = Trainer(target, device="cpu"), remote(target)
     reports = []
@@ -45,7 +54,7 @@ def test_a_child_process_learns_exactly_what_this_process_learns_and_continues_a
     assert_same_state(here, there)
     here.train(350), there.train(350)
     assert_same_state(here, there)
-    assert not multiprocessing.active_children()  # the child is gone once train() returns
+    assert_children_end()
 
 
 def test_stopping_a_child_keeps_every_epoch_it_finished(target):
@@ -76,7 +85,7 @@ def test_an_exception_in_the_callback_still_brings_back_what_the_child_learned(t
     reference = Trainer(target, device="cpu")
     reference.train(trainer.epochs_done)
     assert_same_state(reference, trainer)
-    assert not multiprocessing.active_children()
+    assert_children_end()
 
 
 def test_a_child_that_dies_leaves_the_state_from_before_the_call(target):
