@@ -402,7 +402,7 @@ def _keep(run: Run, runs: store.RunStore) -> None:
     if not run.trainer.epochs_done or run.trainer.status == DIVERGED:
         return  # the page says why
     try:
-        runs.put(run.job, run.target_epochs, run.results())
+        runs.put(run.job, run.target_epochs, run.results(), in_background=True)
     except store.NotKept as why:
         run.not_kept = str(why)
 

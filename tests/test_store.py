@@ -91,6 +91,16 @@ def test_a_run_stored_in_torch_save_format_by_an_earlier_version_still_loads(run
     assert_same_state(state, runs.load(stored).trainer.saved_state())
 
 
+def test_writes_left_to_the_background_land_in_order_before_any_later_read(runs):
+    experiment = trained_pair(10)
+    for epochs in (20, 30, 40):
+        experiment.train(epochs)
+        assert runs.put(experiment, epochs, in_background=True) is None
+    (stored,) = runs.runs()
+    assert (stored.epochs, stored.target_epochs) == (40, 40)  # the last asked for, not one of the earlier
+    assert np.array_equal(runs.load(stored).trainer.losses.numpy(), experiment.trainer.losses.numpy())
+
+
 def test_a_row_written_before_network_sizes_were_settings_opens_as_the_seeds_network(runs):
     stored = runs.put(trained_pair(epochs=5), target_epochs=5)
     older = {key: value for key, value in stored.settings.items() if key not in ("latent_channels", "width")}
