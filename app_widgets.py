@@ -39,9 +39,12 @@ if TYPE_CHECKING:
 
 MAX_EPOCHS = 100_000
 STUDY_EPOCHS = 2_000  # a study's default: about half a minute for 16 pairs on a laptop CPU; the seed trains 10,000
-# How often a live training reports: each report redraws its images and charts in the browser, which
-# on a machine of two cores takes its time from the training.
-REPORT_EVERY_S = 0.45
+# How often a live training reports (its progress bar, and the moment a Stop click takes effect) and
+# how often it redraws its images and charts, which the browser draws on the same cores as the training
+# on a laptop: redrawn every 0.45 s, the seed's 10,000 epochs took 1.58 times as long as in place; every
+# 0.75 s, 1.37 (`python -m benchmarks.browser_feedback`, 5 and 3 rounds, both with training at nice 19).
+REPORT_EVERY_S = 0.25
+LIVE_VIEW_EVERY_S = 0.75
 STEPS = (100, 1_000)  # the step buttons: continue the run by this many epochs
 MAX_LIVE_VIEWS = 2  # sessions of one server drawing their live views at once (_LiveViews)
 
@@ -590,7 +593,7 @@ class _LiveViews:
 
 def _train_live(run: Run, target_epochs: int, draw_live: Callable, rate_unit: str, loss_label: str) -> None:
     """Train `run` up to `target_epochs` under a progress bar (rate, time left, loss) and a live view
-    `draw_live(run, progress, key_prefix)` redrawn about twice a second (paused while more than
+    `draw_live(run, progress, key_prefix)` redrawn every LIVE_VIEW_EVERY_S (paused while more than
     MAX_LIVE_VIEWS sessions of this server train). The steps run in a child process, so that this
     server keeps answering other sessions while many train."""
     trainer = run.trainer
@@ -614,7 +617,7 @@ def _train_live(run: Run, target_epochs: int, draw_live: Callable, rate_unit: st
                         "so that it keeps answering; the results come as usual."
                     )
                     pause_said = True
-            elif time.monotonic() - drawn_at >= 0.9 * REPORT_EVERY_S:  # reports come a little late
+            elif time.monotonic() - drawn_at >= LIVE_VIEW_EVERY_S - REPORT_EVERY_S / 2:  # reports come a little late
                 drawn_at, pause_said = time.monotonic(), False
                 with view.container():
                     draw_live(run, progress, f"live_{next(redraws)}_")

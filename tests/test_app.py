@@ -157,9 +157,9 @@ def live_views_kept(monkeypatch):
 
 
 def test_mix_and_train_draws_the_images_scores_and_both_charts_while_it_trains(live_views_kept):
-    at = train(open_app(epochs=3000))  # a second or more: time for a second redraw
+    at = train(open_app(epochs=6000))  # a second or more: time for a second redraw
     assert not at.exception
-    # A report after the first step, then about every REPORT_EVERY_S: at least two live views before
+    # A live view after the first step, then about every LIVE_VIEW_EVERY_S: at least two before
     # the results, each with the six images, ten badges and two charts.
     titles = chart_titles(at)
     live_views = len(titles) // 2 - 1

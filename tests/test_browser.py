@@ -81,9 +81,9 @@ def reconstruction_source(page) -> str | None:
 
 
 def test_the_reconstruction_changes_live_and_the_slider_scrubs_through_the_timeline(page, tmp_path):
-    set_number(page, "Epochs", 6000)
+    set_number(page, "Epochs", 15000)
     main(page).get_by_role("button", name="Train", exact=True).click()
-    results = page.get_by_text("Results after 6,000 epochs")
+    results = page.get_by_text("Results after 15,000 epochs")
     seen = []
     while not results.count():
         source = reconstruction_source(page)
