@@ -338,6 +338,11 @@ class Run:
             self._scored = (self.trainer.epochs_done, self.job.results())
         return self._scored[1]
 
+    def score_new_frames(self) -> None:
+        """Score a single pair's timeline frames that came since (a study's are not shown scored)."""
+        if isinstance(self.job, Experiment):
+            self.frame_results()
+
     def frame_results(self) -> list[tuple[int, PairResult]]:
         """(epoch, results) of each frame of a single pair's timeline, each frame scored once."""
         frames = list(self.trainer.timeline.frames)  # a copy: a training may add frames meanwhile
@@ -617,10 +622,14 @@ def _train_live(run: Run, target_epochs: int, draw_live: Callable, rate_unit: st
                         "so that it keeps answering; the results come as usual."
                     )
                     pause_said = True
+            elif progress.epoch >= progress.target_epochs:
+                pass  # the last report: the results replace the live view at once, so it is not drawn
             elif time.monotonic() - drawn_at >= LIVE_VIEW_EVERY_S - REPORT_EVERY_S / 2:  # reports come a little late
                 drawn_at, pause_said = time.monotonic(), False
                 with view.container():
                     draw_live(run, progress, f"live_{next(redraws)}_")
+            else:
+                run.score_new_frames()  # between redraws, while the training runs, not after it
 
         try:
             status = trainer.train(
