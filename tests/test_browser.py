@@ -13,10 +13,10 @@ sync_api = require_chromium()
 # A Stop click reruns the script, which takes effect at its next progress report: up to one report
 # interval away, and the engine call that runs past it. The training process then finishes the call
 # under way and hands its state back before it exits (0.1 to 0.2 s measured for that last part, from
-# should_stop to train() returning). That is about 1.15 s at worst; 0.25 s more, one engine call's
-# worth, for the click's message and a nice-19 process's turn on two busy cores. Measured from the
-# click to the process gone: 0.21 to 0.76 s over 10 stops.
-STOP_BOUND_S = (REPORT_EVERY_S + 2 * STEPS_CALL_S + 0.2) + STEPS_CALL_S  # 1.4 s
+# should_stop to train() returning). That is about 0.95 s at worst; 0.25 s more, one engine call's
+# worth, for the click's message and the process's turn on two busy cores. Measured from the click to
+# the process gone: 0.17 to 0.43 s over 5 stops.
+STOP_BOUND_S = (REPORT_EVERY_S + 2 * STEPS_CALL_S + 0.2) + STEPS_CALL_S  # 1.2 s
 
 
 @pytest.fixture(scope="module")
