@@ -45,10 +45,11 @@ class PairResult:
         }
 
 
-def new_trainer(targets: np.ndarray, *, device=None, in_child_process: bool = False, **settings):
+def new_trainer(targets: np.ndarray, lr: float, seed: int, device, engine: str, architecture, in_child_process: bool):
     """A `BatchTrainer` of `targets` (K, 3, 32, 32), or with `in_child_process` a `worker.RemoteTrainer`
     of them: the same trainer, training and computing in child processes, for a server that hosts
     several trainings and imports no torch (the app). Imported here, not above: this module is torch-free."""
+    settings = {"lr": lr, "seed": seed, "engine": engine, "architecture": architecture}
     if in_child_process:
         from .worker import RemoteTrainer
 
@@ -76,15 +77,7 @@ class Experiment:
     ) -> None:
         self.mnist, self.cifar, self.alpha = mnist, cifar, check_alpha(alpha)
         self.mixed = mix(mnist.image, cifar.image, self.alpha)
-        self.trainer = new_trainer(
-            self.mixed[None],
-            lr=lr,
-            seed=seed,
-            device=device,
-            engine=engine,
-            architecture=architecture,
-            in_child_process=in_child_process,
-        )
+        self.trainer = new_trainer(self.mixed[None], lr, seed, device, engine, architecture, in_child_process)
 
     def train(self, epochs: int, **callbacks) -> str:
         return self.trainer.train(epochs, **callbacks)

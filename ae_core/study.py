@@ -62,15 +62,7 @@ class Study:
         self.indices = pick_pairs(source, pairs, seed)
         self.samples = [data.load_pair(source, i, j) for i, j in self.indices]
         self.mixed = np.stack([mix(m.image, c.image, self.alpha) for m, c in self.samples])
-        self.trainer = new_trainer(
-            self.mixed,
-            lr=lr,
-            seed=seed,
-            device=device,
-            engine=engine,
-            architecture=architecture,
-            in_child_process=in_child_process,
-        )
+        self.trainer = new_trainer(self.mixed, lr, seed, device, engine, architecture, in_child_process)
 
     def train(self, epochs: int, **callbacks) -> str:
         return self.trainer.train(epochs, **callbacks)
