@@ -331,6 +331,7 @@ def _child_main(pipe) -> None:
         trainer = BatchTrainer(np.array(targets), lr, seed, engine=engine, architecture=architecture)
         if state is not None:
             trainer.load_saved_state(state)
+        state = None  # copied into the trainer: a 256-pair study's is 650 MB, held twice until now
         if command[0] == "train":
             _train(trainer, pipe, *command[1:])
             state, reconstructions, result = trainer.saved_state(), _reconstructions(trainer), trainer.status
