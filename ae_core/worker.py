@@ -274,7 +274,7 @@ class RemoteTrainer:
                     continue
                 kind, *payload = _receive(pipe)
                 if kind == "failed":
-                    raise TrainingFailed(f"Training failed ({payload[0]}); the results from before this run are kept.")
+                    raise TrainingFailed(f"The training process failed ({payload[0]}); what it had learned is kept.")
                 if kind == "progress":
                     rows, diverged, frames, progress = payload
                     self._add(rows, diverged, frames)

@@ -8,6 +8,7 @@ from ae_core import charts, data, probe, reporting, store
 from ae_core.data import DataUnavailable
 from ae_core.progress import Progress
 from ae_core.study import MAX_PAIRS, METRICS, Study, summarize
+from ae_core.worker import TrainingFailed
 from app_widgets import (
     ALPHA_IN_A_LINK,
     EPOCHS_IN_A_LINK,
@@ -88,7 +89,7 @@ def probe_view(run: Run) -> None:
     )
     try:
         probed = probe.probe_study(run.job, int(count), seed=run.job.seed)
-    except (ValueError, DataUnavailable) as error:
+    except (ValueError, DataUnavailable, TrainingFailed) as error:  # the last: its process died
         st.error(str(error), icon=":material/error:")
         return
     st.plotly_chart(charts.probe_figure(probed.trained_psnr, probed.unseen_medians), key="study_probe")

@@ -11,6 +11,7 @@ from ae_core.experiment import Experiment, PairResult
 from ae_core.mixing import mix
 from ae_core.progress import DIVERGED, Progress
 from ae_core.settings import SEED_EPOCHS
+from ae_core.worker import TrainingFailed
 from app_widgets import (
     ALPHA_IN_A_LINK,
     EPOCHS_IN_A_LINK,
@@ -265,7 +266,7 @@ def probe_view(run: Run) -> None:
         else:
             unseen = probe.unseen_pairs(source, int(count), int(draw), trained)
         rows = probe.probe_pair(experiment, unseen, other_alpha)
-    except (ValueError, DataUnavailable) as error:
+    except (ValueError, DataUnavailable, TrainingFailed) as error:  # the last: its process died
         st.error(as_sentence(error) if isinstance(error, ValueError) else str(error), icon=":material/error:")
         return
     table = reporting.probe_rows(rows)

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -116,6 +117,14 @@ def test_mix_and_train_probes_the_trained_network_and_refuses_a_bad_alpha():
     assert list(probe_table["Input"]) == ["trained pair"] + ["unseen pair"] * 3 + ["other α"] + ["original alone"] * 2
     at = at.number_input(key="probe_alpha").set_value(1.0).run()
     assert any("strictly between 0 and 1" in error.value for error in at.error) and not at.exception
+
+
+def test_a_probe_whose_process_fails_says_so_and_keeps_the_run(monkeypatch):
+    at = train(open_app(epochs=50))
+    monkeypatch.setattr(probe, "network_outputs", os.getpid)  # called with a trainer in the child: a TypeError there
+    at = at.toggle(key="probe_on").set_value(True).run()
+    assert any("training process failed (TypeError" in error.value for error in at.error), at.error
+    assert not at.exception and at.session_state["run"].trainer.epochs_done == 50
 
 
 def test_the_batch_study_states_the_gap_between_trained_and_unseen_pairs():

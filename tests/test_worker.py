@@ -134,7 +134,7 @@ def test_a_remote_trainers_calls_run_in_a_child_on_its_weights(target):
     here.train(40), there.train(40)
     inputs = np.stack([target.numpy(), target.flip(1).numpy()])
     assert np.array_equal(there.call(probe.network_outputs, inputs), probe.network_outputs(here, inputs))
-    with pytest.raises(TrainingFailed, match="Training failed .RuntimeError"):  # a fault there, in words
+    with pytest.raises(TrainingFailed, match="training process failed .RuntimeError"):  # a fault there, in words
         there.call(probe.network_outputs, inputs, 5)
     assert there.epochs_done == 40
 
