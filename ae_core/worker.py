@@ -3,7 +3,8 @@
 A training step replays ~50 small kernels from Python, and Python runs one thread at a time. In the
 web server's own process, eight trainings keep that lock busy and a page load waits its turn behind
 them; their allocations also stay in the server's heap after they end. A child process has an
-interpreter of its own, runs at a lower priority, and gives all its memory back when it exits.
+interpreter of its own, runs at a lower priority while others train, and gives all its memory back
+when it exits.
 
 The server holds each trainer as a `RemoteTrainer`: a `BatchTrainer`'s state as numpy arrays
 (trainer_state.py), every computation on it run in a child process on a `BatchTrainer` built from that
@@ -49,7 +50,7 @@ _running_lock = threading.Lock()
 
 
 class TrainingFailed(RuntimeError):
-    """The child process died (out of memory, killed); the trainer keeps its state from before the call."""
+    """The child process died (out of memory, killed) or failed; the trainer keeps its state from before."""
 
 
 def _context():

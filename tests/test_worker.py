@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import types
 
@@ -155,3 +156,29 @@ def test_the_server_side_of_training_in_a_child_imports_no_torch(tmp_path):
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_a_lone_child_trains_at_the_callers_priority_and_every_child_at_nice_19_once_two_run(target):
+    def priorities() -> list[int]:
+        return sorted(os.getpriority(os.PRIO_PROCESS, pid) for pid in list(worker._running))
+
+    first, second = remote(target), remote(target)
+    alone, together = [], []
+
+    def run_second():
+        second.train(
+            100_000, on_progress=lambda _: together.append(priorities()), should_stop=lambda: len(together) >= 3
+        )
+
+    joining = threading.Thread(target=run_second)
+
+    def first_reports(_):
+        if not alone:
+            alone.append(priorities())
+            joining.start()
+
+    first.train(100_000, on_progress=first_reports, should_stop=lambda: bool(together) and not joining.is_alive())
+    joining.join()
+    assert alone == [[os.getpriority(os.PRIO_PROCESS, 0)]]
+    assert together and all(seen == [worker.CROWDED_NICE] * 2 for seen in together)
+    assert first.epochs_done and second.epochs_done
