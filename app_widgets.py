@@ -29,7 +29,7 @@ from ae_core.data import DataUnavailable
 from ae_core.experiment import Experiment, PairResult
 from ae_core.mixing import SEED_ALPHA, check_alpha
 from ae_core.progress import DIVERGED, STOPPED, Progress
-from ae_core.settings import SEED_EPOCHS, SEED_LR, check_epochs, check_lr
+from ae_core.settings import SEED_EPOCHS, SEED_LR, check_epochs, check_lr, engine_for
 from ae_core.study import MAX_PAIRS, Study, check_pairs
 from ae_core.sweep import SWEEPABLE, Sweep
 from ae_core.worker import TrainingFailed
@@ -235,10 +235,15 @@ def network_choice(key_prefix: str) -> Architecture:
     )
     architecture = st.session_state["network"] = Architecture(latent, width)
     if not architecture.is_seed:
+        how = (
+            "It trains on the fast engine"
+            if engine_for("fast", architecture) == "fast"
+            else "It trains as grouped convolutions with autograd (the fast engine is written for the seed's "
+            "16 and 32 outer channels)"
+        )
         note.caption(
-            f":material/info: Not the seed's network: {architecture.describe()}. It trains as grouped "
-            "convolutions with autograd (the fast engine is written for the seed's sizes), and its results are "
-            "not the seed's experiment."
+            f":material/info: Not the seed's network: {architecture.describe()}. {how}, and its results are not "
+            "the seed's experiment."
         )
     return architecture
 

@@ -93,7 +93,7 @@ def _add_training_options(command: argparse.ArgumentParser) -> None:
         "--engine",
         choices=list(ENGINES),
         default="fast",
-        help="fast: the hand-written engine (the seed's network; others train grouped); grouped: "
+        help="fast: the hand-written engine (the seed's width, any latent size; other widths train grouped); grouped: "
         "grouped convolutions with autograd (grouped_stack.py); reference: plain PyTorch, the yardstick",
     )
     command.add_argument(

@@ -242,6 +242,11 @@ class StackedAutoencoders:
     # -- stepping, lane by lane -----------------------------------------------------------------------
     def _build_lanes(self) -> list["_Lane"]:
         """Lanes of about MODELS_PER_LANE models, and at least one per core while there are models."""
+        outer_channels = tuple(
+            self.shapes[self.names.index(name)][0] for name in ("encoder.0.weight", "encoder.2.weight")
+        )
+        if outer_channels != (16, 32):
+            raise ValueError(f"the fast engine is laid out for 16 and 32 outer channels, not {outer_channels}")
         lanes = max(-(-self.k // MODELS_PER_LANE), min(self.k, cpu_count())) if self.device.type == "cpu" else 1
         bounds = [self.k * lane // lanes for lane in range(lanes + 1)]
         return [_Lane(self, slice(lo, hi)) for lo, hi in zip(bounds, bounds[1:])]
@@ -296,7 +301,8 @@ class _Lane:
     step only replays calls recorded here once; every intermediate has a buffer allocated here. Each
     buffer is named after the state_dict's layer it belongs to (`enc4` is `encoder.4`, `dec0` is
     `decoder.0`); `_columns` are a convolution's unfolded input windows or a transposed convolution's
-    products before they are folded, `grad_` the loss's gradient there. Shapes are per model:
+    products before they are folded, `grad_` the loss's gradient there. Shapes are per model, for the
+    seed's 16-32-64 channels; the latent channels (64) may be any number, the outer two may not:
 
         layer          buffer             shape         written by
         encoder.0      enc0_columns       27 x 256      im2col, once per image
@@ -306,6 +312,7 @@ class _Lane:
                        enc2_out           32 x 64       baddbmm (its ReLU is taken as the next windows are copied)
         encoder.4      enc4_columns       4 x 1568      clamp_min of enc2_out's four 7x7 windows
                        latent             4 x 64        the C kernel's product (bmm without it), add of the bias
+                                                        (4 x latent channels)
         decoder.0      dec0_columns       4 x 1568      the C kernel's product (bmm)
                        dec0_out           32 x 8 x 8    copy of the bias, 7x7 fold, relu_
         decoder.2      dec2_columns       144 x 64      bmm
@@ -321,6 +328,7 @@ class _Lane:
         decoder.0      grad_dec0_out      32 x 64       bmm, ReLU backward
                        grad_dec0_columns  4 x 1568      copy of grad_dec0_out's 7x7 windows
         encoder.4      grad_latent        4 x 64        bmm, or the C kernel with decoder.0's Adam step
+                                                        (4 x latent channels)
                        grad_enc4_columns  4 x 1568      bmm, or the C kernel with encoder.4's Adam step
         encoder.2      grad_enc2_out      32 x 8 x 8    zero_, 7x7 fold, ReLU backward
                        grad_enc2_columns  144 x 64      bmm
@@ -361,7 +369,8 @@ class _Lane:
         self.enc0_columns, self.enc0_out = buffer(27, 256), buffer(16, 256)
         self.enc0_relu_padded, self.enc0_relu = _padded(k, 16, 16, device)  # for encoder.2's windows
         self.enc2_columns, self.enc2_out = buffer(144, 64), buffer(32, 64)
-        self.enc4_columns, self.latent = buffer(4, 1568), buffer(4, 64)
+        latent_channels = self.enc4_w.shape[1]  # the C kernel takes any number of rows
+        self.enc4_columns, self.latent = buffer(4, 1568), buffer(4, latent_channels)
         self.dec0_columns, self.dec0_out = buffer(4, 1568), buffer(32, 8, 8)
         self.dec2_columns, self.dec2_out = buffer(144, 64), _fold_target(k, 16, 16, device).view(k, 16, 256)
         self.dec4_columns = buffer(27, 256)
@@ -369,7 +378,7 @@ class _Lane:
         self.grad_dec4_columns, self.grad_dec2_out = buffer(27, 256), buffer(16, 256)
         self.grad_dec2_relu_padded, self.grad_dec2_relu = _padded(k, 16, 16, device)  # for decoder.2's windows
         self.grad_dec2_columns, self.grad_dec0_out = buffer(144, 64), buffer(32, 64)
-        self.grad_dec0_columns, self.grad_latent = buffer(4, 1568), buffer(4, 64)
+        self.grad_dec0_columns, self.grad_latent = buffer(4, 1568), buffer(4, latent_channels)
         self.grad_enc4_columns, self.grad_enc2_out = buffer(4, 1568), buffer(32, 8, 8)
         self.grad_enc2_columns = buffer(144, 64)
         self.grad_enc0_out = _fold_target(k, 16, 16, device).view(k, 16, 256)

@@ -24,7 +24,7 @@ def check_lr(lr) -> float:
 
 def engine_for(name: str, architecture: Architecture) -> str:
     """The engine that trains `architecture` when `name` is asked for: the fast engine is laid out for
-    the seed's network, and any other trains on the grouped one."""
+    the seed's outer channels (width 1, any latent channels), and other widths train on the grouped one."""
     if name not in ENGINES:
         raise ValueError(f"the engine must be one of {', '.join(ENGINES)} (got {name!r})")
-    return "grouped" if name == "fast" and not architecture.is_seed else name
+    return "grouped" if name == "fast" and architecture.width != 1.0 else name

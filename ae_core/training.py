@@ -33,13 +33,13 @@ MAX_STEPS_PER_CALL = 256
 
 def choose_engine(name: str, architecture: Architecture = SEED_ARCHITECTURE) -> tuple[type[StackedAutoencoders], str]:
     """The engine class for `name` (one of settings.ENGINES) and, where the fast one cannot run, the
-    one that runs instead with a sentence saying why (else ""): the grouped one for another network
-    than the seed's, the reference one for a torch without the fast engine's private operators."""
+    one that runs instead with a sentence saying why (else ""): the grouped one for another width than
+    the seed's, the reference one for a torch without the fast engine's private operators."""
     if engine_for(name, architecture) != name:
-        # The engine's buffers and its C kernel are laid out for the seed's 16-32-64 channels.
+        # The engine's buffers are laid out for the seed's 16 and 32 outer channels.
         return GroupedStack, (
-            "the fast engine is written for the seed's network; this one trains as grouped convolutions "
-            "with autograd and a fused Adam (grouped_stack.py), all networks at once."
+            "the fast engine is written for the seed's 16 and 32 outer channels; this one trains as grouped "
+            "convolutions with autograd and a fused Adam (grouped_stack.py), all networks at once."
         )
     missing = missing_private_ops() if name == "fast" else []
     if missing:

@@ -2,9 +2,8 @@
 
     python -m benchmarks.latent_sizes [--pairs 4] [--epochs 300] [--rounds 3] [--latent 4 8 16 32 64 128]
 
-A latent sweep trains one study per size with all its pairs together (`BatchTrainer`): the seed's
-size on the fast engine, other sizes on the reference models behind the engine's interface
-(reference_stack.py). Each size is timed against `reference.train` run on the same pairs one after
+A latent sweep trains one study per size with all its pairs together (`BatchTrainer`): every size at
+the seed's width on the fast engine. Each size is timed against `reference.train` run on the same pairs one after
 another, alternating for `rounds` rounds (ae_core.bench.compare_study_speed); the medians are shown.
 A size other than the seed's must not be slower than the plain loop.
 """

@@ -27,8 +27,8 @@ st.title("Sweep")
 st.caption(
     "The same pairs at several learning rates, epoch counts or latent sizes, each value scored over all pairs, "
     "as a Batch study would score them. An epochs sweep trains once and scores at each count; a learning-rate "
-    "or latent sweep trains once per value, from the same initial weights (a network other than the seed's "
-    "on the grouped engine). The settings not swept are held at their values below."
+    "or latent sweep trains once per value, from the same initial weights, every latent size on the fast "
+    "engine. The settings not swept are held at their values below."
 )
 
 # -- inputs ------------------------------------------------------------------------------------------

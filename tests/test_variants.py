@@ -11,6 +11,7 @@ from test_cli import run_cli
 
 from ae_core import reference
 from ae_core.architecture import LATENT_CHANNELS, SEED_ARCHITECTURE, WIDTHS, Architecture
+from ae_core.engine import StackedAutoencoders
 from ae_core.grouped_stack import GroupedStack
 from ae_core.model import Autoencoder, initial_autoencoder
 from ae_core.training import BatchTrainer
@@ -56,7 +57,7 @@ def test_a_variant_trains_grouped_as_the_plain_loop_within_rounding_and_says_so(
     architecture = Architecture(8, 0.5)
     targets = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     trainer = BatchTrainer(targets, seed=2, architecture=architecture)
-    assert trainer.engine.name == "grouped" and "written for the seed's network" in trainer.engine_note
+    assert trainer.engine.name == "grouped" and "written for the seed's 16 and 32 outer" in trainer.engine_note
     trainer.train(15)
     trainer.train(40)  # continued from the flat buffers, not restarted
     for k, target in enumerate(targets):
@@ -67,6 +68,28 @@ def test_a_variant_trains_grouped_as_the_plain_loop_within_rounding_and_says_so(
         weights = torch.cat([p.flatten() for p in model.state_dict().values()])
         assert torch.allclose(trainer.engine.params[k], weights, atol=1e-5)
         assert torch.allclose(trainer.reconstructions()[k], model(target[None])[0].detach(), atol=1e-5)
+
+
+@pytest.mark.parametrize("latent_channels", [4, 128])
+def test_the_fast_engine_trains_other_latent_sizes_as_the_plain_loop_within_rounding(latent_channels):
+    architecture = Architecture(latent_channels)
+    targets = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    trainer = BatchTrainer(targets, seed=2, architecture=architecture)
+    assert trainer.engine.name == "fast" and not trainer.engine_note
+    trainer.train(40)
+    for k, target in enumerate(targets):
+        model = initial_autoencoder(2, architecture)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        plain = [reference.step(model, optimizer, target[None]).item() for _ in range(40)]
+        assert trainer.losses[:, k].tolist() == pytest.approx(plain, rel=1e-5)
+        weights = torch.cat([p.flatten() for p in model.state_dict().values()])
+        assert torch.allclose(trainer.engine.params[k], weights, atol=1e-5)
+
+
+def test_the_fast_engine_refuses_other_outer_channels():
+    stack = StackedAutoencoders([initial_autoencoder(0, Architecture(64, 2.0)).state_dict()], lr=1e-3)
+    with pytest.raises(ValueError, match="16 and 32 outer channels, not .32, 64."):
+        stack.steps(torch.rand(1, 3, 32, 32), 1)
 
 
 def test_a_diverging_model_of_a_grouped_stack_leaves_the_others_as_they_would_be_alone():
@@ -121,7 +144,7 @@ def test_a_latent_sweep_scores_each_size_and_records_its_network(tmp_path):
     assert done.returncode == 0, done.stderr
     points = json.loads(report.read_text())["points"]
     assert [point["value"] for point in points] == [4, 64]
-    assert [point["engine"] for point in points] == ["grouped", "fast"]
+    assert [point["engine"] for point in points] == ["fast", "fast"]  # width 1: any latent size
     assert [point["architecture"]["latent_size"] for point in points] == [16, 256]
     refused = run_cli("sweep", "--pairs", "2", "--over", "latent", "--values", "5")
     assert refused.returncode == 2 and "latent channels must be among" in refused.stderr
@@ -135,7 +158,8 @@ def test_mix_and_train_offers_another_network_and_says_it_is_not_the_seeds():
     assert not at.exception
     assert any("Not the seed's network" in caption.value for caption in at.caption)
     trainer = at.session_state["run"].trainer
-    assert trainer.architecture == Architecture(16) and trainer.engine.name == "grouped"
+    assert trainer.architecture == Architecture(16) and trainer.engine.name == "fast"
+    assert any("It trains on the fast engine" in caption.value for caption in at.caption)
     assert at.query_params["latent"] == "16"
 
 
@@ -165,7 +189,7 @@ def test_the_sweep_page_sweeps_latent_sizes_and_marks_the_seeds():
     assert not at.exception and not at.error
     assert list(at.dataframe[0].value["Latent channels"]) == [8, 64]
     sweep = at.session_state["sweep"].sweep
-    assert [point.engine for point in sweep.points] == ["grouped", "fast"]
+    assert [point.engine for point in sweep.points] == ["fast", "fast"]
     psnr_chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     marks = [shape for shape in psnr_chart["layout"]["shapes"] if shape.get("name", "").startswith("the seed's")]
     assert [mark["name"] for mark in marks] == ["the seed's latent channels: 64"] and marks[0]["x0"] == 1
