@@ -66,6 +66,3 @@ class Timeline:
     def drop_after(self, epoch: int) -> None:
         """Forget the frames of epochs after `epoch` (a run that diverged keeps its last finite ones)."""
         self.frames = [frame for frame in self.frames if frame.epoch <= epoch]
-
-    def copy(self) -> Timeline:
-        return Timeline(list(self.frames))  # frames are never changed, only dropped
