@@ -192,6 +192,7 @@ class RunStore:
         self._lock = threading.Lock()  # one writer in this process at a time; SQLite orders processes
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run store")  # one: in order
         self._last_queued: Future | None = None  # the newest write `put(in_background=True)` left to it
+        self._queueing = threading.Lock()  # not `_lock`, which the thread holds while it writes
         if not self.problem:
             self._open()
 
@@ -343,7 +344,8 @@ class RunStore:
             return row
 
         if in_background:
-            self._last_queued = self._background.submit(self._use_now, write, True)
+            with self._queueing:  # two sessions queueing at once: the newest noted is the one queued last
+                self._last_queued = self._background.submit(self._use_now, write, True)
             return None
         return self._use(write, write=True)
 
