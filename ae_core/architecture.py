@@ -15,6 +15,12 @@ WIDTHS = (0.5, 1.0, 2.0)  # multipliers of the seed's 16 and 32 channels
 LATENT_GRID = 2 * 2  # the 7x7 layer maps 8x8 to 2x2
 
 
+def check_targets(shape: tuple[int, ...]) -> None:
+    """A trainer's targets are K >= 1 images of IMAGE_SHAPE."""
+    if len(shape) != 4 or tuple(shape[1:]) != IMAGE_SHAPE or shape[0] == 0:
+        raise ValueError(f"targets must have shape (K, {', '.join(map(str, IMAGE_SHAPE))}), got {tuple(shape)}")
+
+
 @dataclass(frozen=True)
 class Architecture:
     latent_channels: int = 64

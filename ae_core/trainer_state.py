@@ -15,6 +15,7 @@ import it: worker.py). Its entries:
 """
 
 import io
+import math
 import zipfile
 
 import numpy as np
@@ -27,6 +28,12 @@ def check_fits(state: dict, weights_shape: tuple[int, int]) -> None:
     saved = tuple(state["params"].shape)
     if saved != tuple(weights_shape):
         raise ValueError(f"a saved state of {saved} weights does not fit this trainer's {tuple(weights_shape)}")
+
+
+def mask_diverged(losses, diverged: dict[int, int]) -> None:
+    """NaN in `losses` (epochs, K; an array or a tensor) after each diverged model's kept epoch."""
+    for model, epoch in diverged.items():
+        losses[epoch:, model] = math.nan
 
 
 def diverged(state: dict) -> dict[int, int]:

@@ -4,7 +4,6 @@ A `Trainer` keeps everything it learned between calls: `train(epochs)` runs unti
 done in total, so calling it again after a stop (or with a larger number) continues where it left off.
 """
 
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +13,7 @@ import numpy as np
 import torch
 
 from . import trainer_state
-from .architecture import IMAGE_SHAPE, SEED_ARCHITECTURE, Architecture
+from .architecture import IMAGE_SHAPE, SEED_ARCHITECTURE, Architecture, check_targets
 from .engine import StackedAutoencoders, missing_private_ops
 from .grouped_stack import GroupedStack
 from .model import initial_autoencoder
@@ -105,10 +104,7 @@ class BatchTrainer:
         architecture: Architecture = SEED_ARCHITECTURE,
     ) -> None:
         targets = torch.as_tensor(targets)  # numpy images (data.py) are shared, not copied
-        if targets.dim() != 4 or tuple(targets.shape[1:]) != IMAGE_SHAPE or len(targets) == 0:
-            raise ValueError(
-                f"targets must have shape (K, {', '.join(map(str, IMAGE_SHAPE))}), got {tuple(targets.shape)}"
-            )
+        check_targets(tuple(targets.shape))
         self.lr, self.seed, self.architecture = check_lr(lr), seed, architecture
         initial = initial_autoencoder(seed, architecture).state_dict()
         engine_class, self.engine_note = choose_engine(engine, architecture)
@@ -223,17 +219,13 @@ class BatchTrainer:
                 f"learning rate {self.lr:g} is too large. Kept the weights of epoch "
                 f"{checkpoint_epoch}, the last checkpoint with a finite loss."
             )
-        self._mask_diverged()
+        trainer_state.mask_diverged(self.losses, self.diverged)
         if len(self.diverged) == self.k:
             self.losses = self.losses[: max(self.diverged.values())]
             self.status = DIVERGED
             return False
         self._maybe_checkpoint()
         return True
-
-    def _mask_diverged(self) -> None:
-        for model, epoch in self.diverged.items():
-            self.losses[epoch:, model] = math.nan
 
     def _maybe_checkpoint(self) -> None:
         # Copying every weight takes a while at large K: spend at most 1% of the time on it. The copy

@@ -30,7 +30,7 @@ from multiprocessing import forkserver
 import numpy as np
 
 from . import trainer_state
-from .architecture import IMAGE_SHAPE, SEED_ARCHITECTURE, Architecture
+from .architecture import SEED_ARCHITECTURE, Architecture, check_targets
 from .progress import DIVERGED
 from .settings import SEED_LR, check_epochs, check_lr, engine_for
 from .timeline import Timeline
@@ -144,12 +144,8 @@ class RemoteTrainer:
         engine: str = "fast",
         architecture: Architecture = SEED_ARCHITECTURE,
     ) -> None:
-        targets = np.asarray(targets, dtype=np.float32)
-        if targets.ndim != 4 or tuple(targets.shape[1:]) != IMAGE_SHAPE or len(targets) == 0:
-            raise ValueError(
-                f"targets must have shape (K, {', '.join(map(str, IMAGE_SHAPE))}), got {tuple(targets.shape)}"
-            )
-        self.targets = targets
+        self.targets = np.asarray(targets, dtype=np.float32)
+        check_targets(self.targets.shape)
         self.lr, self.seed, self.architecture = check_lr(lr), seed, architecture
         self.engine_asked = engine_for(engine, architecture)
         self.engine = EngineInChild(self.engine_asked, "cpu")  # until a child says what ran
@@ -291,8 +287,7 @@ class RemoteTrainer:
     def _add(self, rows: np.ndarray, diverged: dict[int, int], frames: list) -> None:
         self.losses = np.concatenate([self.losses, rows])
         self.diverged = dict(diverged)
-        for model, epoch in self.diverged.items():
-            self.losses[epoch:, model] = np.nan  # a model's epochs after the ones whose weights it keeps
+        trainer_state.mask_diverged(self.losses, self.diverged)  # reported rows may predate a divergence
         for frame in frames:
             self.timeline.add(frame)
 
