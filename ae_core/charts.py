@@ -19,6 +19,9 @@ COMPARED_COLOURS = (INDIGO, "#0d9488", "#d97706", "#db2777")  # the Runs page co
 DATASET_BANDS = {INDIGO: INDIGO_BAND, "#0d9488": "rgba(13, 148, 136, 0.18)"}
 BOTH_DATASETS = "MNIST and CIFAR-10"
 BAND = "25th to 75th percentile"  # a study's loss band, one legend entry
+# Under the plot at the figure's foot, where plotly.js makes room for it: placed on the plot's own
+# scale (y -0.2), a legend sat on the epoch axis's title in a 200-pixel-wide column.
+LEGEND_BELOW = {"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"}
 LOSS_LAYOUT = {
     "height": 320,
     "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
@@ -154,9 +157,7 @@ def study_psnr_figure(losses, alpha: float, target_epochs: int | None = None, ma
         figure.add_traces(_band_traces(epochs, 10 * np.log10(dataset_share**2 / rows), name, colour, ".2f"))
     _seed_lines(figure, "psnr")
     _loss_layout(figure, "PSNR of the un-mixed images across pairs, from the loss", target_epochs)
-    return figure.update_layout(
-        yaxis_type="linear", yaxis_title=METRIC_TITLES["psnr"], legend={"orientation": "h", "y": -0.3}
-    )
+    return figure.update_layout(yaxis_type="linear", yaxis_title=METRIC_TITLES["psnr"], legend=LEGEND_BELOW)
 
 
 def compare_figures(curves: dict[str, tuple[object, float]], max_points: int = 2000) -> tuple[go.Figure, go.Figure]:
@@ -179,7 +180,7 @@ def compare_figures(curves: dict[str, tuple[object, float]], max_points: int = 2
     _loss_layout(psnr, "PSNR of the un-mixed MNIST, from the loss", None)
     _seed_lines(psnr, "psnr")
     for figure in (loss, psnr):
-        figure.update_layout(legend={"orientation": "h", "y": -0.3}, height=360)
+        figure.update_layout(legend=LEGEND_BELOW, height=360)
     psnr.update_layout(yaxis_type="linear", yaxis_title=METRIC_TITLES["psnr"])
     return loss, psnr
 
@@ -217,7 +218,7 @@ def score_figure(
         "title": {"text": "Un-mixed images against their originals"},
         "height": LOSS_LAYOUT["height"] + 80,
         "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
-        "legend": {"orientation": "h", "y": -0.2},
+        "legend": LEGEND_BELOW,
         "hovermode": "closest",
         # make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06), written out
         "xaxis": {**epoch_axis, "anchor": "y", "domain": [0, 1], "matches": "x2", "showticklabels": False},
@@ -287,7 +288,7 @@ def _score_layout(figure: go.Figure, title: str, height: int, **axes) -> None:
         title=title,
         height=height,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "h", "y": -0.25},
+        legend=LEGEND_BELOW,
         **axes,
     )
 
