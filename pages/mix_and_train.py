@@ -328,6 +328,7 @@ for problem in problems:
     st.error(problem, icon=":material/error:")
 
 run = shown_run("run")
+inputs = st.empty()  # the pair before it has results of its own, which show these pictures again
 ready = not problems and mnist is not None and cifar is not None
 pair_key = None
 if ready:
@@ -339,9 +340,10 @@ if ready:
         )
         run = open_stored("run", pair_key, settings) or run
     if run is None or run.key != pair_key:
-        picture_row(
-            {"mnist": mnist.image, "cifar": cifar.image, "mixed": mix(mnist.image, cifar.image, chosen["alpha"])}
-        )
+        with inputs.container():
+            picture_row(
+                {"mnist": mnist.image, "cifar": cifar.image, "mixed": mix(mnist.image, cifar.image, chosen["alpha"])}
+            )
 
 
 def new_experiment() -> Experiment:
@@ -364,6 +366,8 @@ for problem in step_problems:
     st.error(problem, icon=":material/error:")
 if target_epochs:
     run = train_run("run", pair_key, new_experiment, target_epochs, draw_live, rate_unit="epochs", loss_label="loss")
+    if run is not None and run.key == pair_key:
+        inputs.empty()
 
 if run is not None:
     trainer = run.trainer

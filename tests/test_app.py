@@ -166,7 +166,8 @@ def test_mix_and_train_draws_the_images_scores_and_both_charts_while_it_trains(l
     assert live_views >= 2 and titles == ["Training loss (MSE)", "Un-mixed images against their originals"] * (
         live_views + 1
     )
-    assert len(at.get("image")) == 3 + 6 * (live_views + 1)  # the pair's preview above them
+    # The pair's three pictures above them are cleared once its results show them again.
+    assert len(at.get("image")) == 6 * (live_views + 1)
     assert len(at.metric) == 10 * (live_views + 1)
     # The first live view shows the network after its first step, scored as that network scores.
     first = Experiment(*load_pair("sample", 0, 0))
