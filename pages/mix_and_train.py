@@ -328,7 +328,7 @@ for problem in problems:
     st.error(problem, icon=":material/error:")
 
 run = shown_run("run")
-inputs = st.empty()  # the pair before it has results of its own, which show these pictures again
+inputs = st.empty()  # the pair's pictures, until its results (which show them again) are drawn
 ready = not problems and mnist is not None and cifar is not None
 pair_key = None
 if ready:
