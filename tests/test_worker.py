@@ -182,3 +182,18 @@ def test_a_lone_child_trains_at_the_callers_priority_and_every_child_at_nice_19_
     assert alone == [[os.getpriority(os.PRIO_PROCESS, 0)]]
     assert together and all(seen == [worker.CROWDED_NICE] * 2 for seen in together)
     assert first.epochs_done and second.epochs_done
+
+
+def test_trainings_run_in_a_session_of_their_own_and_so_a_scheduling_group_apart_from_the_server(target):
+    seen = []
+
+    def look(_):
+        (child,) = worker._running
+        autogroup = f"/proc/{child}/autogroup"
+        seen.append((os.getsid(child), open(autogroup).read() if os.path.exists(autogroup) else None))
+
+    remote(target).train(100_000, on_progress=look, should_stop=lambda: bool(seen))
+    (session, group), ours = seen[0], "/proc/self/autogroup"
+    assert session != os.getsid(0)
+    if group is not None:  # Linux with autogroup: the scheduler shares the CPU between the two groups
+        assert group != open(ours).read()
