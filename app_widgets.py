@@ -35,6 +35,8 @@ from ae_core.sweep import SWEEPABLE, Sweep
 from ae_core.worker import TrainingFailed
 
 if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
+
     from ae_core.worker import RemoteTrainer
 
 MAX_EPOCHS = 100_000
@@ -262,11 +264,32 @@ def dataset_source(key: str) -> tuple[str, list[str]]:
     return source, problems
 
 
-def picture_row(images: dict[str, np.ndarray | None]) -> None:
-    """Left to right in six columns; None leaves a column empty so rows line up."""
-    for col, (name, image) in zip(st.columns(6), images.items()):
-        if image is not None:
-            col.image(reporting.to_picture(image), caption=reporting.IMAGE_TITLES.get(name, name), width="stretch")
+PICTURE_PX = 136  # six cells and their gaps fit the main area of a 1,400-pixel window beside the sidebar
+
+
+def picture_row(images: dict[str, np.ndarray], under: Callable[[str, DeltaGenerator], None] | None = None):
+    """Left to right in groups of three cells of PICTURE_PX, which a narrower window shows one over
+    the other (the inputs over what came back), so that no score is cut short; `under(name, cell)`
+    draws what belongs under a picture. In six equal columns, a 900-pixel window left each 66 pixels
+    and cut every score to its first digit."""
+    row = st.container(horizontal=True, gap="medium")
+    named = list(images.items())
+    for first in range(0, len(named), 3):
+        group = row.container(horizontal=True, width="content", wrap=False)
+        for name, image in named[first : first + 3]:
+            cell = group.container(width=PICTURE_PX)
+            cell.image(reporting.to_picture(image), caption=reporting.IMAGE_TITLES.get(name, name), width="stretch")
+            if under is not None:
+                under(name, cell)
+
+
+def download_row(files: list[reporting.FileToSave], key_prefix: str | None = None) -> None:
+    """A download button per file, side by side and wrapping in a narrow window; each file is made
+    when its button is clicked (`file.make`, on a thread of Streamlit's own)."""
+    row = st.container(horizontal=True)
+    for file in files:
+        key = None if key_prefix is None else f"{key_prefix}_{file.name}"
+        row.download_button(file.label, file.make, file.name, file.mime, on_click="ignore", key=key)
 
 
 def download_panel(key: str) -> None:
@@ -485,16 +508,16 @@ def _steps_key(name: str) -> str:
     return f"{name}_steps_requested"
 
 
-def step_buttons(columns, name: str) -> None:
-    """One button per STEPS in `columns`, each adding its epochs to the steps requested for the run
+def step_buttons(row, name: str) -> None:
+    """One button per STEPS in `row`, each adding its epochs to the steps requested for the run
     kept under `name`. They add up in st.session_state until a training takes them
     (`stepped_target`), so a quick second click, whose rerun stops the first one's, loses nothing."""
 
     def request(epochs: int) -> None:
         st.session_state[_steps_key(name)] = st.session_state.get(_steps_key(name), 0) + epochs
 
-    for epochs, column in zip(STEPS, columns):
-        column.button(
+    for epochs in STEPS:
+        row.button(
             f"+{epochs:,} epochs",
             key=f"{name}_step_{epochs}",
             help=f"Continue the run by {epochs:,} epochs",

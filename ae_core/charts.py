@@ -215,7 +215,7 @@ def score_figure(
         shapes += _seed_line_shapes(metric, axis=axis)
     epoch_axis = {"type": "log", **({"range": [0, math.log10(target_epochs)]} if target_epochs else {})}
     layout = {
-        "title": {"text": "Un-mixed images against their originals"},
+        "title": {"text": "Un-mixed images' scores"},
         "height": LOSS_LAYOUT["height"] + 80,
         "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
         "legend": LEGEND_BELOW,

@@ -18,6 +18,7 @@ from app_widgets import (
     LinkSetting,
     Run,
     dataset_source,
+    download_row,
     one_of,
     open_stored,
     picture_row,
@@ -57,9 +58,9 @@ chosen, setting_problems = training_settings(
 )
 problems += setting_problems
 settings_to_link(LINK)
-go, stop, _ = st.columns([1, 1, 4])
-run_clicked = go.button("Run", key="study_run", type="primary", icon=":material/play_arrow:")
-stop_button(stop, "study", key="study_stop")
+buttons = st.container(horizontal=True)
+run_clicked = buttons.button("Run", key="study_run", type="primary", icon=":material/play_arrow:")
+stop_button(buttons, "study", key="study_stop")
 for problem in problems:
     st.error(problem, icon=":material/error:")
 
@@ -150,8 +151,7 @@ def show_results(run: Run) -> None:
         picture_row(result.images())
     probe_view(run)
     files = reporting.study_files(study, results, run.target_epochs)
-    for column, file in zip(st.columns([1, 1, 3]), files):
-        column.download_button(file.label, file.make, file.name, file.mime, on_click="ignore")
+    download_row(files)
 
 
 # -- page --------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from app_widgets import (
     Run,
     as_sentence,
     download_panel,
+    download_row,
     forget_steps,
     network_choice,
     one_of,
@@ -102,15 +103,15 @@ def pick(dataset: str, source: str, problems: list[str]) -> data.Sample | None:
     except DataUnavailable as error:
         problems.append(str(error))
         return None
-    field, button = st.columns([3, 1], vertical_alignment="center")
-    index = field.number_input(
+    row = st.container(horizontal=True, vertical_alignment="bottom")  # the input gives way to the button
+    index = row.number_input(
         f"{dataset} index",
         value=0,
         step=1,
         key=INDEX_KEYS[dataset],
         help=f"0 to {size - 1} in the {SOURCES[source].lower()}",
     )
-    button.button(
+    row.button(
         "Random",
         icon=":material/casino:",
         key=f"{INDEX_KEYS[dataset]}_random",
@@ -123,7 +124,7 @@ def pick(dataset: str, source: str, problems: list[str]) -> data.Sample | None:
     except IndexError as error:
         problems.append(str(error))
         return None
-    field.caption(f"{'Digit' if dataset == MNIST else 'Class'}: **{sample.label_name}**")
+    st.caption(f"{'Digit' if dataset == MNIST else 'Class'}: **{sample.label_name}**")
     return sample
 
 
@@ -157,8 +158,7 @@ def pair_view(
     (`scored`: (epoch, results) of the timeline's frames), a line at `marker`. A `live` view is drawn
     again at each report: its loss curve has at most LIVE_POINTS points, so what a redraw sends stays
     bounded, and its charts no hover, which the next redraw would take away anyway."""
-    picture_row(result.images())
-    score_badges(result)
+    picture_row(result.images(), under=score_badges(result))
     left, right = st.columns(2)
     options = {"config": {"staticPlot": True}} if live else {}
     loss = charts.loss_figure(history, target_epochs, max_points=LIVE_POINTS if live else 2000, marker=marker)
@@ -177,20 +177,38 @@ def draw_live(run: Run, progress: Progress, key_prefix: str) -> None:
     pair_view(result, run.trainer.loss_history, scored, progress.target_epochs, None, key_prefix, live=True)
 
 
-def score_badges(result: PairResult) -> None:
-    baselines = {"mnist": result.quality["mix_vs_mnist"], "cifar": result.quality["mix_vs_cifar"]}
-    cols = st.columns(6)
-    badges(
-        cols[0],
-        "(mix)",
-        baselines["mnist"],
-        "The mixed input scored against this original: what you would get without un-mixing.",
-    )
-    badges(cols[1], "(mix)", baselines["cifar"], "The mixed input scored against this original.")
-    # Under the picture each score is about; the mixed input itself (cols[2]) has none of its own.
-    badges(cols[3], "(fit)", result.quality["mixed"], "Reconstruction against the mixed input it was trained on.")
-    badges(cols[4], "", result.quality["mnist"], "Un-mixed MNIST against the original digit.", baselines["mnist"])
-    badges(cols[5], "", result.quality["cifar"], "Un-mixed CIFAR-10 against the original photo.", baselines["cifar"])
+def score_badges(result: PairResult):
+    """What `picture_row` draws under each picture: the scores it is about."""
+    mix_vs = {"mnist": result.quality["mix_vs_mnist"], "cifar": result.quality["mix_vs_cifar"]}
+    scores = {
+        "mnist": (
+            "(mix)",
+            mix_vs["mnist"],
+            "The mixed input scored against this original: what you would get without un-mixing.",
+            None,
+        ),
+        "cifar": ("(mix)", mix_vs["cifar"], "The mixed input scored against this original.", None),
+        # the mixed input itself has no score of its own
+        "reconstruction": (
+            "(fit)",
+            result.quality["mixed"],
+            "Reconstruction against the mixed input it was trained on.",
+            None,
+        ),
+        "unmixed_mnist": ("", result.quality["mnist"], "Un-mixed MNIST against the original digit.", mix_vs["mnist"]),
+        "unmixed_cifar": (
+            "",
+            result.quality["cifar"],
+            "Un-mixed CIFAR-10 against the original photo.",
+            mix_vs["cifar"],
+        ),
+    }
+
+    def under(name: str, cell) -> None:
+        if name in scores:
+            badges(cell, *scores[name])
+
+    return under
 
 
 @st.fragment
@@ -215,9 +233,6 @@ def timeline_view(run: Run) -> None:
         st.caption("Each map is scaled so its own largest error is white.")
         picture_row(
             {
-                "mnist": None,
-                "cifar": None,
-                "mixed": None,
                 "Error of the fit": reporting.error_map(result.mixed, result.reconstruction),
                 "Error of un-mixed MNIST": reporting.error_map(result.mnist.image, result.unmixed_mnist),
                 "Error of un-mixed CIFAR-10": reporting.error_map(result.cifar.image, result.unmixed_cifar),
@@ -296,8 +311,7 @@ def show_result(run: Run) -> None:
     # Each file is made when its button is clicked (Streamlit runs `data` then, on a thread of its
     # own), not at every rerun: together they took a rerun's time, the weights' torch.save most.
     files = reporting.pair_files(run.job, result, run.target_epochs, run.frame_results)
-    for column, file in zip(st.columns(len(files)), files):
-        column.download_button(file.label, file.make, file.name, file.mime, on_click="ignore")
+    download_row(files)
 
 
 # -- page --------------------------------------------------------------------------------------------
@@ -319,10 +333,10 @@ chosen, setting_problems = training_settings("", SEED_EPOCHS, seed_help="Initial
 problems += setting_problems
 architecture = network_choice("")
 settings_to_link(LINK, leave_out=("mnist", "cifar") if source == "upload" else ())
-go, *steps, stop, _ = st.columns([1, 1, 1, 1, 2])
-train_clicked = go.button("Train", key="train", type="primary", icon=":material/play_arrow:")
-step_buttons(steps, "run")
-stop_button(stop, "run", key="stop")
+buttons = st.container(horizontal=True)
+train_clicked = buttons.button("Train", key="train", type="primary", icon=":material/play_arrow:")
+step_buttons(buttons, "run")
+stop_button(buttons, "run", key="stop")
 
 for problem in problems:
     st.error(problem, icon=":material/error:")

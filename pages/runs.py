@@ -9,7 +9,7 @@ from ae_core import charts, reporting
 from ae_core.architecture import Architecture
 from ae_core.data import DataUnavailable
 from ae_core.store import StoredRun
-from app_widgets import picture_row, run_store, through_the_app_navigation
+from app_widgets import download_row, picture_row, run_store, through_the_app_navigation
 
 MAX_COMPARED = 4
 DELETE_SWITCH = "AE_ALLOW_RUN_DELETE"  # "1": this page may delete stored runs (the CLI always can)
@@ -124,10 +124,7 @@ def compare(chosen: list[StoredRun]) -> None:
             if run.kind == "study"
             else reporting.pair_files(job, results[0], run.target_epochs)
         )
-        for column, file in zip(st.columns(len(files) + 1), files):
-            column.download_button(
-                file.label, file.make, file.name, file.mime, on_click="ignore", key=f"{run.id}_{file.name}"
-            )
+        download_row(files, key_prefix=str(run.id))
 
 
 stored = runs.runs()

@@ -55,10 +55,10 @@ except ValueError as error:
 else:
     if over == "epochs":
         value_problems.extend(epoch_limit_problems(values[-1]))
-go_sweep, stop_sweep, _ = st.columns([1.5, 1.5, 3])
-sweep_clicked = go_sweep.button("Run sweep", key="sweep_run", type="primary", icon=":material/play_arrow:")
+buttons = st.container(horizontal=True)
+sweep_clicked = buttons.button("Run sweep", key="sweep_run", type="primary", icon=":material/play_arrow:")
 # Any click reruns the page, which interrupts a running sweep between steps; what it learned is kept.
-stop_sweep.button("Stop sweep", key="sweep_stop", icon=":material/stop:")
+buttons.button("Stop sweep", key="sweep_stop", icon=":material/stop:")
 for problem in problems + value_problems:
     st.error(problem, icon=":material/error:")
 sweep_ready = not problems and not value_problems

@@ -163,9 +163,7 @@ def test_mix_and_train_draws_the_images_scores_and_both_charts_while_it_trains(l
     # the results, each with the six images, ten badges and two charts.
     titles = chart_titles(at)
     live_views = len(titles) // 2 - 1
-    assert live_views >= 2 and titles == ["Training loss (MSE)", "Un-mixed images against their originals"] * (
-        live_views + 1
-    )
+    assert live_views >= 2 and titles == ["Training loss (MSE)", "Un-mixed images' scores"] * (live_views + 1)
     # The pair's three pictures above them are cleared once its results show them again.
     assert len(at.get("image")) == 6 * (live_views + 1)
     assert len(at.metric) == 10 * (live_views + 1)
@@ -179,7 +177,7 @@ def test_live_views_pause_while_more_sessions_train_than_the_server_draws_for(li
     monkeypatch.setattr(app_widgets._LiveViews, "training", app_widgets.MAX_LIVE_VIEWS)  # as if others train
     at = train(open_app(epochs=3000))
     assert not at.exception and "Results after 3,000 epochs" in at.subheader[0].value
-    assert chart_titles(at) == ["Training loss (MSE)", "Un-mixed images against their originals"]  # the results'
+    assert chart_titles(at) == ["Training loss (MSE)", "Un-mixed images' scores"]  # the results'
     assert [c.value for c in at.caption if c.value.startswith("Live images paused")]
     assert app_widgets._LiveViews.training == app_widgets.MAX_LIVE_VIEWS  # this session's count given back
 
