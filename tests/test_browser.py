@@ -37,7 +37,15 @@ def page(server, tmp_path):
         browser.close()
 
 
-def test_train_renders_images_chart_and_metrics(page):
+# Elements of the page whose text its box cuts short (an ellipsis, or "T." for Train).
+CUT_SHORT = """() => [...document.querySelectorAll(
+        '[data-testid="stMain"] [data-testid="stMetricValue"], [data-testid="stMain"] button')]
+    .filter(element => [element, ...element.querySelectorAll("*")]
+        .some(part => part.scrollWidth > part.clientWidth + 1))
+    .map(element => element.innerText)"""
+
+
+def test_train_renders_images_chart_and_metrics_and_a_narrow_window_cuts_none_short(page):
     set_number(page, "Epochs", 400)
     main(page).get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Results after 400 epochs").wait_for(timeout=60_000)
@@ -50,6 +58,10 @@ def test_train_renders_images_chart_and_metrics(page):
     # Each score once: the mixed input against each original, the fit, and the two un-mixed images.
     assert labels == ["PSNR (mix)", "SSIM (mix)"] * 2 + ["PSNR (fit)", "SSIM (fit)"] + ["PSNR", "SSIM"] * 2
     assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.evaluate(CUT_SHORT) == []
+    page.set_viewport_size({"width": 900, "height": 2400})  # a laptop's half screen, beside the sidebar
+    page.wait_for_timeout(1000)
+    assert page.evaluate(CUT_SHORT) == []
 
 
 def start_a_long_training(page) -> None:
