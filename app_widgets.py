@@ -269,10 +269,10 @@ PICTURE_PX = 136  # six cells and their gaps fit the main area of a 1,400-pixel 
 
 def picture_row(images: dict[str, np.ndarray], under: Callable[[str, DeltaGenerator], None] | None = None):
     """Left to right in groups of three cells of PICTURE_PX, which a narrower window shows one over
-    the other (the inputs over what came back), so that no score is cut short; `under(name, cell)`
+    the other, centred (the inputs over what came back), so that no score is cut short; `under(name, cell)`
     draws what belongs under a picture. In six equal columns, a 900-pixel window left each 66 pixels
     and cut every score to its first digit."""
-    row = st.container(horizontal=True, gap="medium")
+    row = st.container(horizontal=True, gap="medium", horizontal_alignment="center")
     named = list(images.items())
     for first in range(0, len(named), 3):
         group = row.container(horizontal=True, width="content", wrap=False)

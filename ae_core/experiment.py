@@ -39,9 +39,11 @@ class PairResult:
             "mnist": self.mnist.image,
             "cifar": self.cifar.image,
             "mixed": self.mixed,
-            "reconstruction": self.reconstruction,
+            # what came back, each in the place of what it is compared with: shown three over three
+            # in a narrow window, each sits under its counterpart
             "unmixed_mnist": self.unmixed_mnist,
             "unmixed_cifar": self.unmixed_cifar,
+            "reconstruction": self.reconstruction,
         }
 
 

@@ -233,9 +233,9 @@ def timeline_view(run: Run) -> None:
         st.caption("Each map is scaled so its own largest error is white.")
         picture_row(
             {
-                "Error of the fit": reporting.error_map(result.mixed, result.reconstruction),
                 "Error of un-mixed MNIST": reporting.error_map(result.mnist.image, result.unmixed_mnist),
                 "Error of un-mixed CIFAR-10": reporting.error_map(result.cifar.image, result.unmixed_cifar),
+                "Error of the fit": reporting.error_map(result.mixed, result.reconstruction),
             }
         )
     st.markdown("**This run beside the seed's table**")

@@ -76,9 +76,9 @@ def shown_metrics(quality: dict) -> list[tuple[str, str, str | None]]:
     return [
         *badges("(mix)", quality["mix_vs_mnist"]),
         *badges("(mix)", quality["mix_vs_cifar"]),
-        *badges("(fit)", quality["mixed"]),
         *badges("", quality["mnist"], quality["mix_vs_mnist"]),
         *badges("", quality["cifar"], quality["mix_vs_cifar"]),
+        *badges("(fit)", quality["mixed"]),
     ]
 
 
