@@ -211,6 +211,9 @@ def training_settings(key_prefix: str, default_epochs: int, seed_help: str, with
     return chosen, problems + epoch_limit_problems(chosen["epochs"])
 
 
+SELECT_PX = 180  # "64 (the seed's)" whole: a quarter of a 900-pixel window's main area showed "64 (the s"
+
+
 def network_choice(key_prefix: str) -> Architecture:
     """The network's latent channels and width, keyed `{key_prefix}latent_channels` and `{key_prefix}width`:
     at first the last one chosen on any page (st.session_state["network"]), else the seed's. Says so when
@@ -218,8 +221,8 @@ def network_choice(key_prefix: str) -> Architecture:
     latest = st.session_state.get("network", SEED_ARCHITECTURE)
     st.session_state.setdefault(f"{key_prefix}latent_channels", latest.latent_channels)
     st.session_state.setdefault(f"{key_prefix}width", latest.width)
-    latent_column, width_column, note = st.columns([1, 1, 2])
-    latent = latent_column.selectbox(
+    row = st.container(horizontal=True, vertical_alignment="bottom")  # in a narrow window the note goes under
+    latent = row.selectbox(
         "Latent channels",
         LATENT_CHANNELS,
         format_func=lambda channels: (
@@ -227,13 +230,15 @@ def network_choice(key_prefix: str) -> Architecture:
         ),
         key=f"{key_prefix}latent_channels",
         help="The bottleneck holds this many channels of 2 x 2 numbers",
+        width=SELECT_PX,
     )
-    width = width_column.selectbox(
+    width = row.selectbox(
         "Width",
         WIDTHS,
         format_func=lambda width: f"{width:g}x (the seed's)" if width == SEED_ARCHITECTURE.width else f"{width:g}x",
         key=f"{key_prefix}width",
         help="x the seed's 16 and 32 channels of the outer layers",
+        width=SELECT_PX,
     )
     architecture = st.session_state["network"] = Architecture(latent, width)
     if not architecture.is_seed:
@@ -243,7 +248,7 @@ def network_choice(key_prefix: str) -> Architecture:
             else "It trains as grouped convolutions with autograd (the fast engine is written for the seed's "
             "16 and 32 outer channels)"
         )
-        note.caption(
+        row.caption(
             f":material/info: Not the seed's network: {architecture.describe()}. {how}, and its results are not "
             "the seed's experiment."
         )

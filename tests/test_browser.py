@@ -37,9 +37,9 @@ def page(server, tmp_path):
         browser.close()
 
 
-# Elements of the page whose text its box cuts short (an ellipsis, or "T." for Train).
-CUT_SHORT = """() => [...document.querySelectorAll(
-        '[data-testid="stMain"] [data-testid="stMetricValue"], [data-testid="stMain"] button')]
+# Scores, buttons and choices on the page whose text its box cuts short (an ellipsis, or "T." for Train).
+CUT_SHORT = """() => [...document.querySelectorAll(['stMetricValue', 'stButton', 'stSelectbox']
+        .map(id => `[data-testid="stMain"] [data-testid="${id}"]`).join(', '))]
     .filter(element => [element, ...element.querySelectorAll("*")]
         .some(part => part.scrollWidth > part.clientWidth + 1))
     .map(element => element.innerText)"""
