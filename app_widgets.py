@@ -272,7 +272,7 @@ def dataset_source(key: str) -> tuple[str, list[str]]:
 PICTURE_PX = 136  # six cells and their gaps fit the main area of a 1,400-pixel window beside the sidebar
 
 
-def picture_row(images: dict[str, np.ndarray], under: Callable[[str, DeltaGenerator], None] | None = None):
+def picture_row(images: dict[str, np.ndarray], under: Callable[[str, DeltaGenerator], None] | None = None) -> None:
     """Left to right in groups of three cells of PICTURE_PX, which a narrower window shows one over
     the other, centred (the inputs over what came back), so that no score is cut short; `under(name, cell)`
     draws what belongs under a picture. In six equal columns, a 900-pixel window left each 66 pixels

@@ -2,8 +2,10 @@
 
 import hashlib
 import random
+from collections.abc import Callable
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from ae_core import charts, data, probe, reporting, store
 from ae_core.data import CIFAR10, MNIST, DataUnavailable
@@ -177,7 +179,7 @@ def draw_live(run: Run, progress: Progress, key_prefix: str) -> None:
     pair_view(result, run.trainer.loss_history, scored, progress.target_epochs, None, key_prefix, live=True)
 
 
-def score_badges(result: PairResult):
+def score_badges(result: PairResult) -> Callable[[str, DeltaGenerator], None]:
     """What `picture_row` draws under each picture: the scores it is about."""
     mix_vs = {"mnist": result.quality["mix_vs_mnist"], "cifar": result.quality["mix_vs_cifar"]}
     scores = {
@@ -204,7 +206,7 @@ def score_badges(result: PairResult):
         ),
     }
 
-    def under(name: str, cell) -> None:
+    def under(name: str, cell: DeltaGenerator) -> None:
         if name in scores:
             badges(cell, *scores[name])
 
