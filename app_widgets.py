@@ -289,8 +289,9 @@ def picture_row(images: dict[str, np.ndarray], under: Callable[[str, DeltaGenera
 
 
 def download_row(files: list[reporting.FileToSave], key_prefix: str | None = None) -> None:
-    """A download button per file, side by side and wrapping in a narrow window; each file is made
-    when its button is clicked (`file.make`, on a thread of Streamlit's own)."""
+    """A download button per file, side by side and wrapping in a narrow window. Each file is made
+    when its button is clicked (`file.make`, on a thread of Streamlit's own), not at every rerun:
+    together a pair's files took a rerun's time, the weights' torch.save most."""
     row = st.container(horizontal=True)
     for file in files:
         key = None if key_prefix is None else f"{key_prefix}_{file.name}"
@@ -498,7 +499,7 @@ def _continuable(run: Run | None, key: tuple) -> bool:
     return run is not None and run.key == key and run.trainer.status != DIVERGED
 
 
-def stop_button(column, name: str, key: str) -> None:
+def stop_button(row, name: str, key: str) -> None:
     """Stop for the run kept under `name`. The click reruns the page, which interrupts a running
     training between steps; what it learned is kept, and a step then adds to the epochs reached."""
 
@@ -506,7 +507,7 @@ def stop_button(column, name: str, key: str) -> None:
         if (run := st.session_state.get(name)) is not None:
             run.stopped = True
 
-    column.button("Stop", key=key, icon=":material/stop:", on_click=stop)
+    row.button("Stop", key=key, icon=":material/stop:", on_click=stop)
 
 
 def _steps_key(name: str) -> str:

@@ -310,10 +310,7 @@ def show_result(run: Run) -> None:
     (result,) = run.results()
     st.subheader(f"Results after {run.trainer.epochs_done:,} epochs")
     timeline_view(run)
-    # Each file is made when its button is clicked (Streamlit runs `data` then, on a thread of its
-    # own), not at every rerun: together they took a rerun's time, the weights' torch.save most.
-    files = reporting.pair_files(run.job, result, run.target_epochs, run.frame_results)
-    download_row(files)
+    download_row(reporting.pair_files(run.job, result, run.target_epochs, run.frame_results))
 
 
 # -- page --------------------------------------------------------------------------------------------
