@@ -2,10 +2,13 @@
 
 import contextlib
 import threading
+from pathlib import Path
 
 import streamlit as st
 
 from ae_core import metrics, worker
+
+STYLESHEET = Path(__file__).parent / ".streamlit" / "style.css"  # what the theme cannot say
 
 
 # What a session's first scores need (scikit-image's metrics bring scipy.stats: 0.5 s), imported on a
@@ -33,6 +36,7 @@ def main() -> None:
             st.Page("pages/method.py", title="Method", icon=":material/functions:"),
         ]
     )
+    st.html(STYLESHEET)  # style alone: Streamlit puts it where it takes no room on the page
     worker.warm_up()  # the first Train then finds the training process server ready
     navigation.run()
     if not st.session_state.get("imports_started"):

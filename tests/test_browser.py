@@ -90,6 +90,22 @@ def test_stop_halts_training_and_keeps_what_was_learned(page, server):
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+# Animations running in the progress bar: its track's transition, if it glides to each new value.
+PROGRESS_ANIMATIONS = """() => document.getAnimations()
+    .filter(animation => animation.effect?.target?.closest('[data-testid="stProgress"]')).length"""
+
+
+def test_the_progress_bar_steps_at_each_report_instead_of_gliding_all_along(page):
+    start_a_long_training(page)
+    running = []
+    for _ in range(10):  # a second: four reports
+        running.append(page.evaluate(PROGRESS_ANIMATIONS))
+        page.wait_for_timeout(100)
+    main(page).get_by_role("button", name="Stop", exact=True).click()
+    assert running == [0] * 10  # gliding, it moved in 9 of 10 such samples
+    page.get_by_text("Stopped at epoch").wait_for(timeout=10_000)
+
+
 def reconstruction_source(page) -> str | None:
     image = page.locator('[data-testid="stImage"]', has_text="Reconstructed mix").locator("img").first
     return image.get_attribute("src") if image.count() else None

@@ -28,9 +28,11 @@ CATEGORIES = ("raw HTML in the page", "a shell or subprocess", "pickle, eval or 
 # network reach it. trainer_state.py reads run store blobs that an earlier version wrote with
 # torch.load(weights_only=True), which builds tensors and plain containers and refuses anything else
 # (newer blobs are npz files, read by np.load with allow_pickle=False). native.py runs the C compiler on the
-# package's own source with fixed arguments and no shell. Each file's own test below checks how it
-# uses that module; anything else in it counts here.
+# package's own source with fixed arguments and no shell. streamlit_app.py puts the app's own
+# stylesheet, a file in the repository, on every page with st.html. Each file's own test below checks
+# how it uses that module; anything else in it counts here.
 ALLOWED = {
+    ("raw HTML in the page", "streamlit_app.py"): "streamlit",
     ("pickle, eval or torch.load", "ae_core/worker.py"): "pickle",
     ("pickle, eval or torch.load", "ae_core/trainer_state.py"): "torch",
     ("a shell or subprocess", "ae_core/native.py"): "subprocess",
@@ -118,7 +120,7 @@ def findings(module: Module, category: str):
                     yield node.value.lineno, f"unsafe_allow_html={ast.unparse(node.value)}"
             # st.html, components.html, and `.html` of any container (a column is an st.html too).
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "html":
-                yield node.lineno, f"{ast.unparse(node.func)}()"
+                yield node.lineno, f"{module.dotted(node.func) or ast.unparse(node.func)}()"
         for line, name in module.imports():
             if name.startswith("streamlit.components"):
                 yield line, f"import {name}"
@@ -172,6 +174,7 @@ def test_app_and_library_code_never_use(category):
         ("import os\nos.popen('ls')", "a shell or subprocess", "os.popen"),
         ("st.markdown(text, unsafe_allow_html=True)", "raw HTML in the page", "unsafe_allow_html=True"),
         ("col.html(text)", "raw HTML in the page", "col.html()"),
+        ("import streamlit as s\ns.html(text)", "raw HTML in the page", "streamlit.html()"),
         ("from streamlit import html as h\nh(text)", "raw HTML in the page", "streamlit.html"),
         ("import streamlit.components.v1 as c", "raw HTML in the page", "import streamlit.components.v1"),
     ],
@@ -179,6 +182,17 @@ def test_app_and_library_code_never_use(category):
 def test_the_check_sees_each_form_of_what_it_forbids(tmp_path, source, category, what):
     (tmp_path / "page.py").write_text(source)
     assert what in [found for _, found in findings(Module(tmp_path / "page.py", tmp_path), category)]
+
+
+def test_the_only_html_the_app_puts_on_a_page_is_its_own_stylesheet_file():
+    app = Module(ROOT / "streamlit_app.py")
+    assert {what for _, what in findings(app, "raw HTML in the page")} == {"streamlit.html()", "streamlit.html"}
+    assert [ast.unparse(call) for call in app.calls("streamlit.html")] == ["st.html(STYLESHEET)"]
+    (assignment,) = [
+        node for node in app.tree.body if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "STYLESHEET"
+    ]
+    assert ast.unparse(assignment.value) == "Path(__file__).parent / '.streamlit' / 'style.css'"
+    assert "<" not in (ROOT / ".streamlit" / "style.css").read_text()  # rules only: no tag can close <style>
 
 
 def test_the_worker_unpickles_only_what_arrives_on_its_own_pipe():
