@@ -35,6 +35,7 @@ from ae_core.sweep import SWEEPABLE, Sweep
 from ae_core.worker import TrainingFailed
 
 if TYPE_CHECKING:
+    from plotly.graph_objects import Figure
     from streamlit.delta_generator import DeltaGenerator
 
     from ae_core.worker import RemoteTrainer
@@ -286,6 +287,15 @@ def picture_row(images: dict[str, np.ndarray], under: Callable[[str, DeltaGenera
             cell.image(reporting.to_picture(image), caption=reporting.IMAGE_TITLES.get(name, name), width="stretch")
             if under is not None:
                 under(name, cell)
+
+
+def chart_pair(row_key: str, figures: dict[str, Figure], **options) -> None:
+    """Two charts (element key: figure) side by side, each at least 400 pixels wide, or one over the
+    other, each the main area's width (the stylesheet's rule for `chart_pair_` rows): in two columns a
+    900-pixel window left each chart 212 pixels."""
+    row = st.container(horizontal=True, key=f"chart_pair_{row_key}")
+    for key, figure in figures.items():
+        row.plotly_chart(figure, key=key, **options)
 
 
 def download_row(files: list[reporting.FileToSave], key_prefix: str | None = None) -> None:

@@ -17,6 +17,7 @@ from app_widgets import (
     STUDY_EPOCHS,
     LinkSetting,
     Run,
+    chart_pair,
     dataset_source,
     download_row,
     one_of,
@@ -69,9 +70,13 @@ for problem in problems:
 def draw_live(run: Run, progress: Progress, key_prefix: str) -> None:
     """The loss and the un-mixed PSNR across pairs, and the first pairs' reconstructions, as they learn."""
     study, losses = run.job, run.trainer.losses
-    left, right = st.columns(2)
-    left.plotly_chart(charts.study_loss_figure(losses, progress.target_epochs), key=f"{key_prefix}loss")
-    right.plotly_chart(charts.study_psnr_figure(losses, study.alpha, progress.target_epochs), key=f"{key_prefix}psnr")
+    chart_pair(
+        key_prefix,
+        {
+            f"{key_prefix}loss": charts.study_loss_figure(losses, progress.target_epochs),
+            f"{key_prefix}psnr": charts.study_psnr_figure(losses, study.alpha, progress.target_epochs),
+        },
+    )
     st.caption(f"The first {len(progress.outputs)} pairs: each mixed input and its reconstruction now")
     columns = iter(st.columns(2 * len(progress.outputs)))
     for (mnist, cifar), mixed, output in zip(study.samples, study.mixed, progress.outputs):
@@ -132,12 +137,14 @@ def show_results(run: Run) -> None:
     )
     for metric in METRICS:
         box, histogram = charts.score_figures(rows, metric, standing)
-        left, right = st.columns(2)
-        left.plotly_chart(box, key=f"study_box_{metric}")
-        right.plotly_chart(histogram, key=f"study_hist_{metric}")
-    left, right = st.columns(2)
-    left.plotly_chart(charts.study_loss_figure(trainer.losses), key="study_final_loss")
-    right.plotly_chart(charts.study_psnr_figure(trainer.losses, study.alpha), key="study_final_psnr")
+        chart_pair(f"study_{metric}", {f"study_box_{metric}": box, f"study_hist_{metric}": histogram})
+    chart_pair(
+        "study_final",
+        {
+            "study_final_loss": charts.study_loss_figure(trainer.losses),
+            "study_final_psnr": charts.study_psnr_figure(trainer.losses, study.alpha),
+        },
+    )
     # The CIFAR-10 PSNRs differ from MNIST's by one constant of alpha, so either ranks the pairs alike.
     ranking = sorted(range(len(results)), key=lambda k: results[k].quality["mnist"].psnr)
     for title, k in (("Best pair", ranking[-1]), ("Worst pair", ranking[0])):

@@ -24,6 +24,7 @@ from app_widgets import (
     LinkSetting,
     Run,
     as_sentence,
+    chart_pair,
     download_panel,
     download_row,
     forget_steps,
@@ -161,15 +162,16 @@ def pair_view(
     again at each report: its loss curve has at most LIVE_POINTS points, so what a redraw sends stays
     bounded, and its charts no hover, which the next redraw would take away anyway."""
     picture_row(result.images(), under=score_badges(result))
-    left, right = st.columns(2)
     options = {"config": {"staticPlot": True}} if live else {}
-    loss = charts.loss_figure(history, target_epochs, max_points=LIVE_POINTS if live else 2000, marker=marker)
-    left.plotly_chart(loss, key=f"{key_prefix}loss_chart", **options)
-    right.plotly_chart(
-        charts.score_figure([epoch for epoch, _ in scored], [r.quality for _, r in scored], target_epochs, marker),
-        key=f"{key_prefix}score_chart",
-        **options,
-    )
+    figures = {
+        f"{key_prefix}loss_chart": charts.loss_figure(
+            history, target_epochs, max_points=LIVE_POINTS if live else 2000, marker=marker
+        ),
+        f"{key_prefix}score_chart": charts.score_figure(
+            [epoch for epoch, _ in scored], [r.quality for _, r in scored], target_epochs, marker
+        ),
+    }
+    chart_pair(key_prefix, figures, **options)
 
 
 def draw_live(run: Run, progress: Progress, key_prefix: str) -> None:

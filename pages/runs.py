@@ -9,7 +9,7 @@ from ae_core import charts, reporting
 from ae_core.architecture import Architecture
 from ae_core.data import DataUnavailable
 from ae_core.store import StoredRun
-from app_widgets import download_row, picture_row, run_store, through_the_app_navigation
+from app_widgets import chart_pair, download_row, picture_row, run_store, through_the_app_navigation
 
 MAX_COMPARED = 4
 DELETE_SWITCH = "AE_ALLOW_RUN_DELETE"  # "1": this page may delete stored runs (the CLI always can)
@@ -111,9 +111,7 @@ def compare(chosen: list[StoredRun]) -> None:
     )
     st.caption("A study's scores are the medians over its pairs.")
     loss, psnr = charts.compare_figures({name: (job.trainer.losses, job.alpha) for _, job, name in compared})
-    left, right = st.columns(2)
-    left.plotly_chart(loss, key="compare_loss")
-    right.plotly_chart(psnr, key="compare_psnr")
+    chart_pair("compare", {"compare_loss": loss, "compare_psnr": psnr})
     for run, job, name in compared:
         results = job.results()
         title = name if run.kind == "pair" else f"{name}: its first of {len(results)} pairs"

@@ -11,6 +11,7 @@ from ae_core.sweep import SWEEPABLE, Sweep, parse_values
 from app_widgets import (
     STUDY_EPOCHS,
     as_sentence,
+    chart_pair,
     dataset_source,
     epoch_limit_problems,
     sweep_run,
@@ -110,9 +111,7 @@ if stored is not None and stored.sweep.points:
         st.caption("This sweep belongs to the settings run earlier; press Run sweep to sweep the current ones.")
     setting = SWEEPABLE[sweep.over]
     psnr_figure, ssim_figure = charts.sweep_figures(sweep.points, setting, SEED_VALUES[sweep.over])
-    left, right = st.columns(2)
-    left.plotly_chart(psnr_figure, key="sweep_psnr")
-    right.plotly_chart(ssim_figure, key="sweep_ssim")
+    chart_pair("sweep", {"sweep_psnr": psnr_figure, "sweep_ssim": ssim_figure})
     table = reporting.sweep_rows(sweep)
     st.dataframe(
         table,

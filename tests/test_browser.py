@@ -43,9 +43,11 @@ CUT_SHORT = """() => [...document.querySelectorAll(['stMetricValue', 'stButton',
     .filter(element => [element, ...element.querySelectorAll("*")]
         .some(part => part.scrollWidth > part.clientWidth + 1))
     .map(element => element.innerText)"""
+# How wide each chart on the page is: in two columns a 900-pixel window left each 212 pixels.
+CHART_WIDTHS = "() => [...document.querySelectorAll('.js-plotly-plot')].map(chart => chart.clientWidth)"
 
 
-def test_train_renders_images_chart_and_metrics_and_a_narrow_window_cuts_none_short(page):
+def test_train_renders_images_chart_and_metrics_and_a_narrow_window_cuts_no_text_nor_squeezes_a_chart(page):
     set_number(page, "Epochs", 400)
     main(page).get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Results after 400 epochs").wait_for(timeout=60_000)
@@ -59,9 +61,11 @@ def test_train_renders_images_chart_and_metrics_and_a_narrow_window_cuts_none_sh
     assert labels == ["PSNR (mix)", "SSIM (mix)"] * 2 + ["PSNR", "SSIM"] * 2 + ["PSNR (fit)", "SSIM (fit)"]
     assert page.locator('[data-testid="stException"]').count() == 0
     assert page.evaluate(CUT_SHORT) == []
+    assert min(page.evaluate(CHART_WIDTHS)) >= 400
     page.set_viewport_size({"width": 900, "height": 2400})  # a laptop's half screen, beside the sidebar
     page.wait_for_timeout(1000)
     assert page.evaluate(CUT_SHORT) == []
+    assert min(page.evaluate(CHART_WIDTHS)) >= 400  # one over the other
 
 
 def start_a_long_training(page) -> None:
