@@ -182,27 +182,24 @@ _SETTING_CHECKS = {
 def training_settings(key_prefix: str, default_epochs: int, seed_help: str, with_pairs: bool = False) -> tuple:
     """The training settings in one row of number inputs, keyed `{key_prefix}epochs` and so on, the
     seed's values as defaults; returns (chosen, problems), a sentence for each setting that is wrong."""
-    names = ["pairs"] * with_pairs + ["epochs", "lr", "alpha", "seed"]
-    column = dict(zip(names, st.columns(len(names))))
+    row = st.container(horizontal=True, key=f"{key_prefix}settings_row")  # see the stylesheet
     chosen, problems = {}, []
     if with_pairs:
-        chosen["pairs"] = column["pairs"].number_input(
+        chosen["pairs"] = row.number_input(
             "Pairs", value=16, step=1, key=f"{key_prefix}pairs", help=f"1 to {MAX_PAIRS}"
         )
-    chosen["epochs"] = column["epochs"].number_input(
+    chosen["epochs"] = row.number_input(
         "Epochs",
         value=default_epochs,
         step=1000,
         key=f"{key_prefix}epochs",
         help=f"The seed trains {SEED_EPOCHS:,} epochs; at most {MAX_EPOCHS:,} here.",
     )
-    chosen["lr"] = column["lr"].number_input(
-        "Learning rate", value=SEED_LR, step=1e-4, format="%.4g", key=f"{key_prefix}lr"
-    )
-    chosen["alpha"] = column["alpha"].number_input(
+    chosen["lr"] = row.number_input("Learning rate", value=SEED_LR, step=1e-4, format="%.4g", key=f"{key_prefix}lr")
+    chosen["alpha"] = row.number_input(
         "Mix weight α (MNIST share)", value=SEED_ALPHA, step=0.05, format="%.2f", key=f"{key_prefix}alpha"
     )
-    chosen["seed"] = column["seed"].number_input("Seed", value=0, step=1, key=f"{key_prefix}seed", help=seed_help)
+    chosen["seed"] = row.number_input("Seed", value=0, step=1, key=f"{key_prefix}seed", help=seed_help)
     for name, check in _SETTING_CHECKS.items():
         try:
             if name in chosen:
