@@ -270,17 +270,22 @@ def dataset_source(key: str) -> tuple[str, list[str]]:
 PICTURE_PX = 136  # six cells and their gaps fit the main area of a 1,400-pixel window beside the sidebar
 
 
-def picture_row(images: dict[str, np.ndarray], under: Callable[[str, DeltaGenerator], None] | None = None) -> None:
-    """Left to right in groups of three cells of PICTURE_PX, which a narrower window shows one over
-    the other, centred (the inputs over what came back), so that no score is cut short; `under(name, cell)`
-    draws what belongs under a picture. In six equal columns, a 900-pixel window left each 66 pixels
-    and cut every score to its first digit."""
+def picture_row(
+    images: dict[str, np.ndarray],
+    under: Callable[[str, DeltaGenerator], None] | None = None,
+    per_group: int = 3,
+    cell_px: int = PICTURE_PX,
+) -> None:
+    """Left to right in groups of `per_group` cells of `cell_px`, which a narrower window shows one
+    over the other, centred (the inputs over what came back), so that no score is cut short; `under(name,
+    cell)` draws what belongs under a picture. In six equal columns, a 900-pixel window left each 66
+    pixels and cut every score to its first digit."""
     row = st.container(horizontal=True, gap="medium", horizontal_alignment="center")
     named = list(images.items())
-    for first in range(0, len(named), 3):
+    for first in range(0, len(named), per_group):
         group = row.container(horizontal=True, width="content", wrap=False)
-        for name, image in named[first : first + 3]:
-            cell = group.container(width=PICTURE_PX)
+        for name, image in named[first : first + per_group]:
+            cell = group.container(width=cell_px)
             cell.image(reporting.to_picture(image), caption=reporting.IMAGE_TITLES.get(name, name), width="stretch")
             if under is not None:
                 under(name, cell)

@@ -34,6 +34,8 @@ from app_widgets import (
     whole_number,
 )
 
+LIVE_PICTURE_PX = 88  # the WATCHED pairs side by side in a 1,400-pixel window, two by two in a 900-pixel one
+
 # The page's address is its study: these settings are read from it and written back to it.
 LINK = {
     "source": LinkSetting("study_source", one_of(list(data.SOURCES))),
@@ -77,11 +79,14 @@ def draw_live(run: Run, progress: Progress, key_prefix: str) -> None:
             f"{key_prefix}psnr": charts.study_psnr_figure(losses, study.alpha, progress.target_epochs),
         },
     )
-    st.caption(f"The first {len(progress.outputs)} pairs: each mixed input and its reconstruction now")
-    columns = iter(st.columns(2 * len(progress.outputs)))
-    for (mnist, cifar), mixed, output in zip(study.samples, study.mixed, progress.outputs):
-        next(columns).image(reporting.to_picture(mixed, scale=4), caption=f"{mnist.label_name} + {cifar.label_name}")
-        next(columns).image(reporting.to_picture(output, scale=4), caption=f"epoch {progress.epoch:,}")
+    st.caption(
+        f"The first {len(progress.outputs)} pairs at epoch {progress.epoch:,}: each mixed input, then its output"
+    )
+    pictures = {}
+    for number, ((mnist, cifar), mixed, output) in enumerate(zip(study.samples, study.mixed, progress.outputs), 1):
+        pictures[f"{number} · {mnist.label_name} + {cifar.label_name}"] = mixed
+        pictures[f"{number} · output"] = output
+    picture_row(pictures, per_group=2, cell_px=LIVE_PICTURE_PX)  # a pair's two pictures never apart
 
 
 @st.fragment

@@ -180,6 +180,7 @@ def test_batch_study_runs_live_and_stop_keeps_every_pairs_results(page, server):
     main(page).get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("pair-epochs/s").wait_for(timeout=30_000)
     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)  # the live loss band
+    page.get_by_text("4 · output", exact=True).wait_for(timeout=10_000)  # the live grid's last picture
     page.wait_for_timeout(2500)
     main(page).get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("every pair keeps what it learned").wait_for(timeout=10_000)
