@@ -182,7 +182,7 @@ _SETTING_CHECKS = {
 def training_settings(key_prefix: str, default_epochs: int, seed_help: str, with_pairs: bool = False) -> tuple:
     """The training settings in one row of number inputs, keyed `{key_prefix}epochs` and so on, the
     seed's values as defaults; returns (chosen, problems), a sentence for each setting that is wrong."""
-    row = st.container(horizontal=True, key=f"{key_prefix}settings_row")  # see the stylesheet
+    row = st.container(horizontal=True, key=f"settings_row_{key_prefix}")  # see the stylesheet
     chosen, problems = {}, []
     if with_pairs:
         chosen["pairs"] = row.number_input(
