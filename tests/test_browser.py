@@ -79,6 +79,24 @@ def test_train_renders_images_chart_and_metrics_and_a_narrow_window_squeezes_not
     assert squeezed(page) == []
 
 
+# Each chart's margins as drawn against those its figure sets: plotly.js widens one that its labels
+# or legend do not fit, after measuring them, and draws the chart a second time.
+MARGINS_WIDENED = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(chart =>
+    ["l", "r", "t", "b"].some(side => chart._fullLayout._size[side] > chart._fullLayout.margin[side]))
+    .map(chart => chart._fullLayout.title.text)"""
+
+
+def test_mix_and_train_charts_fit_their_set_margins_so_each_is_drawn_once(page):
+    set_number(page, "Epochs", 400)
+    main(page).get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Results after 400 epochs").wait_for(timeout=60_000)
+    page.locator(".js-plotly-plot .main-svg").nth(1).wait_for(timeout=30_000)
+    for width in (1500, 900):
+        page.set_viewport_size({"width": width, "height": 2400})
+        page.wait_for_timeout(1000)
+        assert page.evaluate(MARGINS_WIDENED) == [], width
+
+
 def start_a_long_training(page) -> None:
     """Train toward 100,000 epochs, and let it run for a moment."""
     set_number(page, "Epochs", 100_000)
