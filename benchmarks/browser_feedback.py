@@ -65,8 +65,7 @@ def app_round(epochs: int) -> dict[str, float]:
         results_text = f"Results after {epochs:,} epochs"
         page.evaluate(WATCH, results_text)
         app_area(page).get_by_role("button", name="Train", exact=True).click()
-        page.get_by_text(results_text).wait_for(timeout=600_000)
-        stamps = page.wait_for_function("window.stamps.results && window.stamps").json_value()
+        stamps = page.wait_for_function("window.stamps.results && window.stamps", timeout=600_000).json_value()
         browser.close()
     after_click = {name: (stamps[name] - stamps["clicked"]) / 1000 for name in ("first update", "results")}
     return {"first visit": first_visit, **after_click}
