@@ -60,10 +60,15 @@ def squeezed(page) -> list:
     )
 
 
-def test_train_renders_images_chart_and_metrics_and_a_narrow_window_squeezes_nothing(page):
+def train_briefly(page) -> None:
+    """Train 400 epochs on Mix & Train and wait for the results' text."""
     set_number(page, "Epochs", 400)
     main(page).get_by_role("button", name="Train", exact=True).click()
     page.get_by_text("Results after 400 epochs").wait_for(timeout=60_000)
+
+
+def test_train_renders_images_chart_and_metrics_and_a_narrow_window_squeezes_nothing(page):
+    train_briefly(page)
     images = page.locator('[data-testid="stImage"] img')
     images.nth(5).wait_for(timeout=30_000)
     page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=30_000)  # Plotly draws after the text
@@ -87,9 +92,7 @@ MARGINS_WIDENED = """() => [...document.querySelectorAll('.js-plotly-plot')].fil
 
 
 def test_mix_and_train_charts_fit_their_set_margins_so_each_is_drawn_once(page):
-    set_number(page, "Epochs", 400)
-    main(page).get_by_role("button", name="Train", exact=True).click()
-    page.get_by_text("Results after 400 epochs").wait_for(timeout=60_000)
+    train_briefly(page)
     page.locator(".js-plotly-plot .main-svg").nth(1).wait_for(timeout=30_000)
     for width in (1500, 900):
         page.set_viewport_size({"width": width, "height": 2400})
