@@ -95,7 +95,8 @@ def loss_figure(
         "margin": PAIR_LOSS_MARGIN,
         "hovermode": LOSS_LAYOUT["hovermode"],
         "xaxis": {"title": {"text": "epoch"}, **({"range": [0, target_epochs]} if target_epochs else {})},
-        "yaxis": {"title": {"text": "loss"}, "type": "log"},
+        # no losses yet (the chart before a training): no made-up scale either
+        "yaxis": {"title": {"text": "loss"}, "type": "log", "showticklabels": bool(history)},
         "shapes": _marker_shapes(marker),
     }
     return go.Figure({"data": [trace], "layout": layout})

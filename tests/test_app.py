@@ -85,6 +85,10 @@ def shown_metrics(quality: dict) -> list[tuple[str, str, str | None]]:
 def test_mix_and_train_shows_the_pair_then_trains_and_scores_it():
     at = open_app(epochs=300, mnist_index=4, cifar_index=2)
     assert len(at.get("image")) == 3 and not at.metric
+    # The charts the training will fill in, empty, the epoch axis set to the epochs asked for.
+    assert chart_titles(at) == ["Training loss (MSE)", "Un-mixed images' scores"]
+    (loss_chart, _) = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    assert loss_chart["layout"]["xaxis"]["range"] == [0, 300] and not loss_chart["data"][0]["x"]
     at = train(at)
     assert not at.exception and not at.error
     at.run()  # results survive a rerun
@@ -160,17 +164,24 @@ def test_mix_and_train_draws_the_images_scores_and_both_charts_while_it_trains(l
     at = train(open_app(epochs=6000))  # a second or more: time for a second redraw
     assert not at.exception
     # A live view after the first step, then about every LIVE_VIEW_EVERY_S: at least two before
-    # the results, each with the six images, ten badges and two charts.
+    # the results, each with the six images, five captions of two scores and two charts; then the
+    # results' ten badges. The charts to come, drawn before a first training, are not drawn by its run.
     titles = chart_titles(at)
     live_views = len(titles) // 2 - 1
     assert live_views >= 2 and titles == ["Training loss (MSE)", "Un-mixed images' scores"] * (live_views + 1)
     # The pair's three pictures above them are cleared once its results show them again.
     assert len(at.get("image")) == 6 * (live_views + 1)
-    assert len(at.metric) == 10 * (live_views + 1)
+    assert len(at.metric) == 10
+    live_scores = [caption.value for caption in at.caption if caption.value.startswith("PSNR")]
+    assert len(live_scores) == 5 * live_views
     # The first live view shows the network after its first step, scored as that network scores.
     first = Experiment(*load_pair("sample", 0, 0))
     first.train(1)
-    assert [m.value for m in at.metric[:10]] == [value for _, value, _ in shown_metrics(first.result().quality)]
+    badges = shown_metrics(first.result().quality)  # (label, value, delta): PSNR, then SSIM, per picture
+    assert live_scores[:5] == [
+        f"{psnr_label} **{psnr}**  \n{ssim_label} **{ssim}**"
+        for (psnr_label, psnr, _), (ssim_label, ssim, _) in zip(badges[0::2], badges[1::2])
+    ]
 
 
 def test_live_views_pause_while_more_sessions_train_than_the_server_draws_for(live_views_kept, monkeypatch):
