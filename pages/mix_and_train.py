@@ -176,7 +176,9 @@ def pair_view(
 
 
 def draw_live(run: Run, progress: Progress, key_prefix: str) -> None:
-    """What the network gives back at the epoch of `progress`, while it trains."""
+    """What the network gives back at the epoch of `progress`, while it trains. It shows the pair
+    again, so it takes the place of the pair's pictures drawn above it before the training."""
+    inputs.empty()
     result = run.job.result(progress.outputs[0])
     scored = [(epoch, r) for epoch, r in run.frame_results() if epoch < progress.epoch] + [(progress.epoch, result)]
     pair_view(result, run.trainer.loss_history, scored, progress.target_epochs, None, key_prefix, live=True)
@@ -370,7 +372,7 @@ for problem in problems:
     st.error(problem, icon=":material/error:")
 
 run = shown_run("run")
-inputs = st.empty()  # the pair's pictures, until its results (which show them again) are drawn
+inputs = st.empty()  # the pair's pictures, until a live view or the results show them again
 ready = not problems and mnist is not None and cifar is not None
 pair_key = untrained_pair = None
 if ready:

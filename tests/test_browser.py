@@ -147,19 +147,27 @@ def reconstruction_source(page) -> str | None:
     return image.get_attribute("src") if image.count() else None
 
 
+# How many pictures on the page are the original digit.
+ORIGINALS_SHOWN = """() => [...document.querySelectorAll('[data-testid="stImage"]')]
+    .filter(element => element.textContent.includes("Original MNIST")).length"""
+
+
 def test_the_reconstruction_changes_live_and_the_slider_scrubs_through_the_timeline(page, tmp_path):
     set_number(page, "Epochs", 15000)
     main(page).get_by_role("button", name="Train", exact=True).click()
     results = page.get_by_text("Results after 15,000 epochs")
-    seen = []
+    seen, originals_shown = [], set()
     while not results.count():
         source = reconstruction_source(page)
         if source and source not in seen:
             seen.append(source)
+        if source:
+            originals_shown.add(page.evaluate(ORIGINALS_SHOWN))
         page.wait_for_timeout(50)
     live_sources = len(seen)
     print(f"the live reconstruction changed {live_sources - 1} times before the results")
     assert live_sources >= 4  # drawn, then changed at least three times
+    assert originals_shown == {1}  # the live view took the place of the pair's pictures above it
     page.get_by_role("slider").wait_for(timeout=10_000)
     final = reconstruction_source(page)
     page.get_by_role("slider").focus()
