@@ -374,6 +374,17 @@ stop_button(buttons, "run", key="stop")
 for problem in problems:
     st.error(problem, icon=":material/error:")
 
+
+def pair_pictures() -> DeltaGenerator:
+    """The chosen pair and its mix, in `inputs`."""
+    drawn = inputs.container()
+    with drawn:
+        picture_row(
+            {"mnist": mnist.image, "cifar": cifar.image, "mixed": mix(mnist.image, cifar.image, chosen["alpha"])}
+        )
+    return drawn
+
+
 run = shown_run("run")
 inputs = st.empty()  # the pair's pictures, until a live view or the results show them again
 ready = not problems and mnist is not None and cifar is not None
@@ -387,11 +398,7 @@ if ready:
         )
         run = open_stored("run", pair_key, settings) or run
     if run is None or run.key != pair_key:
-        untrained_pair = inputs.container()
-        with untrained_pair:
-            picture_row(
-                {"mnist": mnist.image, "cifar": cifar.image, "mixed": mix(mnist.image, cifar.image, chosen["alpha"])}
-            )
+        untrained_pair = pair_pictures()
 
 
 def new_experiment() -> Experiment:
@@ -416,6 +423,8 @@ if target_epochs:
     run = train_run("run", pair_key, new_experiment, target_epochs, draw_live, rate_unit="epochs", loss_label="loss")
     if run is not None and run.key == pair_key:
         inputs.empty()
+    elif untrained_pair is not None:  # it diverged at once: the earlier results stay, and the pair above them
+        pair_pictures()
 elif untrained_pair is not None and run is None:
     with untrained_pair:
         charts_to_come(int(chosen["epochs"]))
