@@ -7,6 +7,7 @@ from conftest import plain_reference_losses
 
 from ae_core.engine import StackedAutoencoders, _fold_3x3_stride2, _fold_7x7, _fold_target
 from ae_core.model import initial_autoencoder
+from ae_core.training import one_cpu_thread
 
 
 def test_gradients_equal_autograd_for_each_stacked_model():
@@ -110,3 +111,16 @@ def test_the_3x3_fold_equals_col2im_and_drops_the_taps_on_the_padding(models, ch
     for kernel_call in _fold_3x3_stride2(columns, maps):
         kernel_call()
     assert torch.equal(maps, F.fold(columns, (size, size), 3, padding=1, stride=2))
+
+
+def test_steps_flush_denormal_moments_to_zero_and_give_the_thread_its_default_back():
+    # Adam's moments of weights whose gradients vanish decay below float32's smallest normal number
+    # within a couple of thousand steps; Intel CPUs compute on those slowly (engine.py). The flags are
+    # a thread's, so the steps run on one thread, as every trainer runs them.
+    engine = StackedAutoencoders([initial_autoencoder(0).state_dict()], lr=1e-3)
+    with one_cpu_thread():
+        engine.steps(torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)), 2000)
+    smallest_normal = torch.finfo(torch.float32).tiny
+    for state in engine.state_tensors():
+        assert not ((state != 0) & (state.abs() < smallest_normal)).any()
+    assert (torch.tensor([1e-39]) * 1.0).item() != 0  # denormals count again outside the steps
