@@ -75,12 +75,12 @@ def missing_private_ops() -> list[str]:
 def denormals_flushed():
     """Floats too small to be normal count as zero on this thread (x86's FTZ and DAZ flags, where torch
     can set them; not on torch's other intra-op threads, which trainers do not use), then the default
-    again. Adam's second moments of weights whose gradients vanish
-    decay through that range, and Intel CPUs take each such number through a slow microcode path: on
-    an AVX-512 host one model's step took 0.50 ms over its first 500 steps and 1.2 to 1.4 ms from
-    then on, 0.49 ms throughout with them flushed, and the seed's 10,000 epochs 12.7 to 12.8 s
-    against 4.7 to 5.1 s (ad-hoc scripts, 2 runs each). Four models' losses and weights over 3,000
-    steps came out bit for bit the same; only second moments under 1.2e-38 became zero."""
+    again. Adam's first moment of a weight whose gradient vanishes shrinks tenfold every 22 steps into
+    that range, and Intel CPUs take each such number through a slow microcode path: on an AVX-512 host
+    one model's step took 0.50 ms over its first 500 steps and 1.2 to 1.4 ms from then on, 0.49 ms
+    throughout with them flushed (`benchmarks/denormals.py`: 2.56x at steps 2,000 to 3,000), and the
+    seed's 10,000 epochs 12.7 to 12.8 s against 4.7 to 5.1 s. Four models' losses and weights over
+    3,000 steps came out bit for bit the same; only first moments under 1.2e-38 became zero."""
     torch.set_flush_denormal(True)
     try:
         yield
